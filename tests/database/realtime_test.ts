@@ -1,0 +1,45 @@
+/** Realtime: who receives broadcasts, and what postgres_changes sees. */
+import assert from "node:assert/strict";
+import { createTestDatabase } from "../support/database.ts";
+import { asRole, seedWorkspace } from "../support/seed.ts";
+
+Deno.test("members receive their datasource's broadcasts; outsiders and other topics get nothing", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await db.sql`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${db.sql.json({ temperature: 1 })})`;
+  const topic = `datasource:${s.datasourceId}`;
+  const visible = async (userId: string, asTopic: string) =>
+    await asRole(db.sql, { role: "authenticated", userId }, async (tx) => {
+      // What Realtime does before it lets a client join a private channel.
+      await tx`select set_config('realtime.topic', ${asTopic}, true)`;
+      return (await tx`select count(*)::int as n from realtime.messages`)[0]!.n;
+    });
+  for (const member of [s.owner, s.editor, s.viewer]) assert.equal(await visible(member, topic), 1);
+  assert.equal(await visible(s.outsider, topic), 0);
+  assert.equal(await visible(s.owner, "datasource:not-a-uuid"), 0);
+  assert.equal(await visible(s.owner, "other-topic"), 0);
+});
+
+Deno.test("a logical replication slot on supabase_realtime sees datasource_values changes", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const slot = `test_${db.name.slice(-12)}`;
+  await db.sql`select pg_create_logical_replication_slot(${slot}, 'pgoutput')`;
+  try {
+    // Decoding reads flushed WAL only; the test server runs with synchronous_commit off.
+    await db.sql.begin(async (tx) => {
+      await tx`set local synchronous_commit = on`;
+      await tx`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${tx.json({ temperature: 21.5 })})`;
+    });
+    const changes = await db.sql`select data from pg_logical_slot_get_binary_changes(${slot}, null, null,
+      'proto_version', '1', 'publication_names', 'supabase_realtime')`;
+    const text = changes.map((c) => new TextDecoder().decode(c.data)).join("\n");
+    // pgoutput sends a Relation message naming the table, then an Insert carrying the row.
+    assert.ok(text.includes("datasource_values"), "relation message for datasource_values");
+    assert.ok(changes.some((c) => String.fromCharCode(c.data[0]) === "I"), "an insert message");
+    assert.ok(text.includes("21.5"), "the new value");
+    assert.ok(!text.includes("datasource_readings"), "history is not published");
+  } finally {
+    await db.sql`select pg_drop_replication_slot(${slot})`;
+  }
+});

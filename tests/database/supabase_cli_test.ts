@@ -1,0 +1,42 @@
+/**
+ * The Supabase CLI applies the migrations to a plain PostgreSQL that holds
+ * the platform fixture, and its database advisors find nothing to report.
+ * Runs the real CLI from npm (`npx supabase@3.1.0`).
+ */
+import assert from "node:assert/strict";
+import { createTestDatabase } from "../support/database.ts";
+import { listMigrations } from "../../scripts/lib/migrate.ts";
+
+const SUPABASE_CLI = ["npx", "--yes", "supabase@3.1.0"];
+
+async function supabase(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [cmd, ...rest] = [...SUPABASE_CLI, ...args];
+  const out = await new Deno.Command(cmd!, {
+    args: rest,
+    cwd: new URL("../../", import.meta.url),
+    env: { SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+Deno.test("supabase migration up applies every migration; db advisors report nothing", async () => {
+  await using db = await createTestDatabase({ migrations: false });
+  const up = await supabase("migration", "up", `--remote=${db.url}`, "--yes");
+  assert.equal(up.code, 0, up.stderr + up.stdout);
+  const applied = await db.sql`select version from supabase_migrations.schema_migrations order by version`;
+  assert.deepEqual(applied.map((r) => r.version), listMigrations().map((m) => m.version));
+
+  // The CLI's default level (warnings and errors): no finding at all.
+  const advisors = await supabase("db", "advisors", `--remote=${db.url}`, "--fail-on", "warn");
+  assert.equal(advisors.code, 0, advisors.stderr + advisors.stdout);
+  assert.match(advisors.stdout + advisors.stderr, /No issues found/);
+
+  // At info level, only "unused index" on this empty database: the indexes on
+  // foreign keys that the unindexed_foreign_keys advisor asks for.
+  const info = await supabase("db", "advisors", `--remote=${db.url}`, "--level", "info", "--output-format", "json");
+  const { results } = JSON.parse(info.stdout) as { results: { name: string }[] };
+  assert.deepEqual([...new Set(results.map((f) => f.name))], ["unused_index"]);
+});

@@ -1,0 +1,136 @@
+/**
+ * Test data: users with each role, a workspace, a datasource with the
+ * documentation's three widgets and an API key, and a way to act as a role.
+ *
+ * @module
+ */
+import type { Sql, TransactionSql } from "postgres";
+
+/** The documentation's three widgets. */
+export const DOC_WIDGETS = [
+  { name: "Temperature", widget_type: "SingleData", data_key: "temperature", settings: {} },
+  {
+    name: "Motor",
+    widget_type: "DoubleData",
+    data_key: "motor_stats",
+    settings: { primarySubKey: "rpm", secondarySubKey: "vibration" },
+  },
+  {
+    name: "Production",
+    widget_type: "BarChart",
+    data_key: "production_output",
+    settings: { labelsKey: "machines", valuesKey: "units_per_hour" },
+  },
+] as const;
+
+/** A widget to link to a datasource. */
+export interface WidgetSpec {
+  name: string;
+  widget_type: string;
+  data_key: string;
+  settings: Record<string, unknown>;
+}
+
+/** What {@linkcode seedWorkspace} created. */
+export interface Seeded {
+  workspaceId: string;
+  datasourceId: string;
+  owner: string;
+  editor: string;
+  viewer: string;
+  outsider: string;
+  /** A key with `ingest:write` on the datasource, in plain text. */
+  apiKey: string;
+  keyId: string;
+}
+
+/** Creates a workspace with an owner, editor and viewer, a user outside it, a datasource, widgets and a key. */
+export async function seedWorkspace(
+  sql: Sql,
+  options: { widgets?: readonly WidgetSpec[]; keepHistory?: boolean; scopes?: string[] } = {},
+): Promise<Seeded> {
+  const [owner, editor, viewer, outsider] = await createUsers(sql, 4);
+  const [ws] = await sql`insert into public.workspaces (name) values ('Plant') returning id`;
+  const workspaceId = ws!.id as string;
+  await sql`insert into public.workspace_members (workspace_id, user_id, role) values
+    (${workspaceId}, ${owner!}, 'owner'), (${workspaceId}, ${editor!}, 'editor'), (${workspaceId}, ${viewer!}, 'viewer')`;
+  const datasourceId = await createDatasource(sql, workspaceId, {
+    widgets: options.widgets ?? DOC_WIDGETS,
+    keepHistory: options.keepHistory,
+  });
+  const { apiKey, keyId } = await createKey(sql, datasourceId, { scopes: options.scopes });
+  return {
+    workspaceId,
+    datasourceId,
+    owner: owner!,
+    editor: editor!,
+    viewer: viewer!,
+    outsider: outsider!,
+    apiKey,
+    keyId,
+  };
+}
+
+/** Inserts `count` users into auth.users and returns their ids. */
+export async function createUsers(sql: Sql, count: number): Promise<string[]> {
+  const ids = Array.from({ length: count }, () => crypto.randomUUID());
+  for (const id of ids) await sql`insert into auth.users (id, email) values (${id}, ${id + "@example.test"})`;
+  return ids;
+}
+
+/** Creates a datasource with widgets in a workspace and returns its id. */
+export async function createDatasource(
+  sql: Sql,
+  workspaceId: string,
+  options: { widgets?: readonly WidgetSpec[]; keepHistory?: boolean; name?: string } = {},
+): Promise<string> {
+  const [ds] = await sql`insert into public.datasources (workspace_id, name, keep_history)
+    values (${workspaceId}, ${options.name ?? "Line 1"}, ${options.keepHistory ?? true}) returning id`;
+  for (const w of options.widgets ?? DOC_WIDGETS) {
+    await sql`insert into public.widgets (datasource_id, name, widget_type, data_key, settings)
+      values (${ds!.id}, ${w.name}, ${w.widget_type}, ${w.data_key}, ${sql.json(w.settings as never)})`;
+  }
+  return ds!.id as string;
+}
+
+/** Creates an API key as the service role and returns it in plain text. */
+export async function createKey(
+  sql: Sql,
+  datasourceId: string,
+  options: { scopes?: string[]; expiresAt?: Date } = {},
+): Promise<{ apiKey: string; keyId: string }> {
+  const [row] = await asRole(
+    sql,
+    { role: "service_role" },
+    (tx) =>
+      tx`select * from public.create_datasource_api_key(${datasourceId}, 'test key',
+      ${options.scopes ?? ["ingest:write"]}, ${options.expiresAt ?? null})`,
+  );
+  return { apiKey: row!.api_key as string, keyId: row!.id as string };
+}
+
+/** Who a query runs as: a PostgREST role, and for `authenticated` the user. */
+export interface Actor {
+  role: "anon" | "authenticated" | "service_role";
+  userId?: string;
+}
+
+/** Runs `fn` in a transaction as `actor`, with the JWT claims PostgREST would set. */
+export function asRole<T>(sql: Sql, actor: Actor, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+  const claims = JSON.stringify({ role: actor.role, ...(actor.userId ? { sub: actor.userId } : {}) });
+  return sql.begin(async (tx) => {
+    await tx.unsafe(`set local role ${actor.role}`);
+    await tx`select set_config('request.jwt.claims', ${claims}, true)`;
+    return await fn(tx);
+  }) as Promise<T>;
+}
+
+/** The SQLSTATE of a failed query, or "ok" when it succeeded. */
+export async function sqlState(query: Promise<unknown>): Promise<string> {
+  try {
+    await query;
+    return "ok";
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error);
+  }
+}
