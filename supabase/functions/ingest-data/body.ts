@@ -1,0 +1,58 @@
+/**
+ * Reading the request body as JSON within a size limit.
+ *
+ * @module
+ */
+import { HttpError } from "./http_error.ts";
+
+/** Reads and parses the JSON body; 413 past `maxBytes` (checked while reading), 400 when it is not JSON. */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const declared = Number(request.headers.get("content-length"));
+  if (declared > maxBytes) throw tooLarge(maxBytes);
+  let text: string;
+  try {
+    text = await readText(request, maxBytes);
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    throw new HttpError(400, "invalid_json", "Cannot parse payload: the body is not valid UTF-8 text");
+  }
+  if (text.trim() === "") {
+    throw new HttpError(400, "invalid_json", "Cannot parse payload: the body is empty; send a JSON object");
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new HttpError(400, "invalid_json", `Cannot parse payload: invalid JSON (${(error as Error).message})`);
+  }
+}
+
+async function readText(request: Request, maxBytes: number): Promise<string> {
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return DECODER.decode(chunks[0]);
+  const all = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return DECODER.decode(all);
+}
+
+const DECODER = new TextDecoder("utf-8", { fatal: true });
+
+function tooLarge(maxBytes: number): HttpError {
+  return new HttpError(413, "payload_too_large", `Payload too large: the limit is ${maxBytes} bytes`);
+}

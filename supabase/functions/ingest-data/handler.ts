@@ -1,0 +1,193 @@
+/**
+ * The ingest-data request handler: authenticate, validate, store, answer.
+ *
+ * @module
+ */
+import { hashApiKey, invalidApiKey, readApiKey, unauthorized } from "./api_key.ts";
+import { readJsonBody } from "./body.ts";
+import type { Config } from "./config.ts";
+import { buildExampleSchema } from "./example_schema.ts";
+import { errorResponse, HttpError } from "./http_error.ts";
+import { createKeyResolver } from "./key_resolver.ts";
+import { buildPayloadValidator, type PayloadValidator } from "./payload_schema.ts";
+import { type ResolvedKey, type Store, StoreError } from "./store.ts";
+
+/** One structured log line; never holds a key or payload values. */
+export interface RequestLog {
+  request_id: string;
+  method: string;
+  status: number;
+  duration_ms: number;
+  datasource_id?: string;
+  code?: string;
+  error?: string;
+}
+
+/** What the handler needs: configuration, a store, and where to log. */
+export interface HandlerOptions {
+  config: Config;
+  store: Store;
+  /** Receives one line per request; defaults to JSON on stdout. */
+  log?: (line: RequestLog) => void;
+  /** The clock, for tests. */
+  now?: () => number;
+}
+
+const ALLOW = "GET, POST, OPTIONS";
+/** Seconds a client should wait before retrying when the database is unavailable. */
+const RETRY_AFTER_S = "5";
+/** How far in the future an `observed_at` may be (clock skew of devices). */
+const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+
+/** Creates the `(request) => response` function that `Deno.serve` runs. */
+export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
+  const { config, store } = options;
+  const now = options.now ?? Date.now;
+  const log = options.log ?? ((line: RequestLog) => console.log(JSON.stringify(line)));
+  const resolveKey = createKeyResolver(store, {
+    ttlMs: config.keyCacheTtlMs,
+    negativeTtlMs: config.negativeCacheTtlMs,
+    now,
+  });
+  const validators = new Map<string, PayloadValidator>();
+  const cors = {
+    "Access-Control-Allow-Origin": config.corsOrigin,
+    "Access-Control-Allow-Headers": "authorization, x-api-key, content-type, x-client-info, apikey",
+    "Access-Control-Allow-Methods": ALLOW,
+    "Access-Control-Expose-Headers": "X-Request-Id, Retry-After",
+    "Access-Control-Max-Age": "86400",
+  };
+
+  function validatorFor(key: ResolvedKey): PayloadValidator {
+    const id = `${key.datasource_id}:${key.config_version}`;
+    let validator = validators.get(id);
+    if (!validator) {
+      if (validators.size >= 10_000) validators.delete(validators.keys().next().value!);
+      validator = buildPayloadValidator(key.widgets);
+      validators.set(id, validator);
+    }
+    return validator;
+  }
+
+  async function authenticate(request: Request): Promise<ResolvedKey> {
+    const keyHash = await hashApiKey(readApiKey(request.headers));
+    const key = await resolveKey(keyHash);
+    if (!key) throw invalidApiKey();
+    if (key.revoked) throw unauthorized("revoked_api_key", "API key revoked: create a new one on the datasource card");
+    if (key.expires_at && Date.parse(key.expires_at) <= now()) {
+      throw unauthorized("expired_api_key", "API key expired: create a new one on the datasource card");
+    }
+    return key;
+  }
+
+  async function ingest(request: Request, key: ResolvedKey): Promise<Response> {
+    if (!key.scopes.includes("ingest:write")) {
+      throw new HttpError(403, "insufficient_scope", "Forbidden: this API key is read-only (it lacks ingest:write)");
+    }
+    if (!key.enabled) throw new HttpError(403, "datasource_disabled", "Forbidden: this datasource is disabled");
+    const observedAt = readObservedAt(new URL(request.url), now());
+    const values = validatorFor(key).validate(await readJsonBody(request, config.maxBodyBytes));
+    const result = await store.write({ datasourceId: key.datasource_id, keyId: key.key_id, values, observedAt });
+    return json(200, { ok: true, datasource_id: key.datasource_id, ...result });
+  }
+
+  function example(key: ResolvedKey): Response {
+    if (!key.scopes.includes("ingest:read") && !key.scopes.includes("ingest:write")) {
+      throw new HttpError(403, "insufficient_scope", "Forbidden: this API key lacks ingest:read");
+    }
+    return json(200, buildExampleSchema(key, validatorFor(key)));
+  }
+
+  function json(status: number, body: unknown): Response {
+    return new Response(JSON.stringify(body), {
+      status,
+      headers: { ...cors, "Content-Type": "application/json; charset=utf-8" },
+    });
+  }
+
+  return async function handle(request) {
+    const started = performance.now();
+    const requestId = crypto.randomUUID();
+    let key: ResolvedKey | undefined;
+    let response: Response;
+    let failure: HttpError | undefined;
+    let internal: string | undefined;
+    try {
+      if (request.method === "OPTIONS") {
+        response = new Response(null, { status: 204, headers: cors });
+      } else if (request.method !== "GET" && request.method !== "POST") {
+        throw new HttpError(405, "method_not_allowed", `Method ${request.method} not allowed: use POST (or GET)`, {
+          headers: { Allow: ALLOW },
+        });
+      } else {
+        key = await authenticate(request);
+        response = request.method === "GET" ? example(key) : await ingest(request, key);
+      }
+    } catch (error) {
+      failure = toHttpError(error);
+      if (failure.status >= 500) internal = describeInternal(error);
+      response = errorResponse(failure, { requestId, headers: cors });
+    }
+    response.headers.set("X-Request-Id", requestId);
+    log({
+      request_id: requestId,
+      method: request.method,
+      status: response.status,
+      duration_ms: Math.round((performance.now() - started) * 10) / 10,
+      ...(key ? { datasource_id: key.datasource_id } : {}),
+      ...(failure ? { code: failure.code } : {}),
+      ...(internal ? { error: internal } : {}),
+    });
+    return response;
+  };
+}
+
+/** Parses the optional `?observed_at=` (ISO 8601); 400 when malformed or too far in the future. */
+function readObservedAt(url: URL, now: number): string | undefined {
+  const raw = url.searchParams.get("observed_at");
+  if (raw === null) return undefined;
+  const time = /^\d{4}-\d{2}-\d{2}T/.test(raw) ? Date.parse(raw) : NaN;
+  if (Number.isNaN(time)) {
+    throw new HttpError(400, "invalid_observed_at", `Cannot parse observed_at: "${raw}" is not an ISO 8601 date-time`);
+  }
+  if (time > now + MAX_FUTURE_SKEW_MS) {
+    throw new HttpError(
+      400,
+      "invalid_observed_at",
+      "Cannot accept observed_at: it is more than 5 minutes in the future",
+    );
+  }
+  return new Date(time).toISOString();
+}
+
+/** Maps store failures to HTTP; anything unknown becomes a generic 500. */
+function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof StoreError) {
+    switch (error.kind) {
+      case "unauthorized":
+        return unauthorized("invalid_api_key", "API key is not valid: it was revoked or has expired");
+      case "forbidden":
+        return new HttpError(403, "forbidden", `Forbidden: ${error.message}`);
+      case "invalid":
+        return new HttpError(400, "invalid_payload", `Cannot parse payload: ${error.message}`);
+      case "unavailable":
+        return new HttpError(
+          503,
+          "service_unavailable",
+          "Service unavailable: the database cannot be reached. Retry later.",
+          {
+            headers: { "Retry-After": RETRY_AFTER_S },
+          },
+        );
+    }
+  }
+  return new HttpError(500, "internal_error", "Internal error: the request was not stored. Retry later.");
+}
+
+/** A log-safe description of an unexpected error: its class and code, never its message or stack. */
+function describeInternal(error: unknown): string {
+  if (error instanceof StoreError) return `StoreError ${error.kind}: ${error.message}`;
+  const e = error as { name?: string; code?: string };
+  return [e?.name ?? typeof error, e?.code].filter(Boolean).join(" ");
+}

@@ -1,0 +1,64 @@
+/**
+ * The one error type of the function: an HTTP status, a stable machine code,
+ * a human message and the payload issues, turned into a JSON response.
+ *
+ * @module
+ */
+
+/** One problem with the payload: where it is and what was expected there. */
+export interface PayloadIssue {
+  /** Dotted path into the payload, e.g. `motor_stats.rpm`; empty for the payload itself. */
+  path: string;
+  /** What the value there should be, e.g. `a number or a string`. */
+  expected: string;
+  /** The whole sentence, e.g. `"motor_stats.rpm" must be a number or a string`. */
+  message: string;
+}
+
+/** An error that carries the HTTP response it should become. */
+export class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly issues: PayloadIssue[];
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    options: { issues?: PayloadIssue[]; headers?: Record<string, string> } = {},
+  ) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+    this.code = code;
+    this.issues = options.issues ?? [];
+    this.headers = options.headers ?? {};
+  }
+}
+
+/** The JSON error body every failure answers with. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  issues: PayloadIssue[];
+  request_id: string;
+}
+
+/** Turns any thrown value into a JSON response; unexpected errors become a generic 500. */
+export function errorResponse(error: unknown, options: { requestId: string; headers?: HeadersInit }): Response {
+  const http = error instanceof HttpError
+    ? error
+    : new HttpError(500, "internal_error", "Internal error: the request was not stored. Retry later.");
+  const body: ErrorBody = {
+    code: http.code,
+    message: http.message,
+    issues: http.issues,
+    request_id: options.requestId,
+  };
+  const headers = new Headers(options.headers);
+  headers.set("Content-Type", "application/json; charset=utf-8");
+  headers.set("X-Request-Id", options.requestId);
+  for (const [name, value] of Object.entries(http.headers)) headers.set(name, value);
+  return new Response(JSON.stringify(body), { status: http.status, headers });
+}

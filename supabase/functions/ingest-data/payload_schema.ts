@@ -1,0 +1,125 @@
+/**
+ * Payload validation: a zod schema built from the datasource's widgets, and
+ * the translation of zod's issues into the API's `issues`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { HttpError, type PayloadIssue } from "./http_error.ts";
+import type { Widget } from "./store.ts";
+
+/** A compiled validator for one datasource configuration. */
+export interface PayloadValidator {
+  /** The zod schema of a whole payload (also the source of the JSON Schema). */
+  schema: z.ZodType;
+  /** The DataKeys of the datasource, sorted. */
+  dataKeys: string[];
+  /** Returns the payload when valid; throws a 400 HttpError listing every issue otherwise. */
+  validate(payload: unknown): Record<string, unknown>;
+}
+
+/** Builds the validator of a datasource from its widgets. */
+export function buildPayloadValidator(widgets: readonly Widget[]): PayloadValidator {
+  const byKey = new Map<string, z.ZodType>();
+  for (const widget of widgets) {
+    const schema = widgetSchema(widget);
+    const previous = byKey.get(widget.data_key);
+    // Several widgets on one DataKey: the value must satisfy all of them.
+    byKey.set(widget.data_key, previous ? z.intersection(previous, schema) : schema);
+  }
+  const dataKeys = [...byKey.keys()].sort();
+  const shape = Object.fromEntries(dataKeys.map((key) => [key, byKey.get(key)!.optional()]));
+  const schema = z.strictObject(shape, expecting("a JSON object")).refine(
+    (payload) => Object.keys(payload).length > 0,
+    { message: `must be an object with at least one DataKey (${dataKeys.join(", ") || "none: link a widget first"})` },
+  );
+
+  return {
+    schema,
+    dataKeys,
+    validate(payload) {
+      const result = schema.safeParse(payload);
+      if (result.success) return payload as Record<string, unknown>;
+      const issues = toPayloadIssues(result.error.issues, dataKeys);
+      const more = issues.length > 1 ? ` (and ${issues.length - 1} more issue${issues.length > 2 ? "s" : ""})` : "";
+      throw new HttpError(400, "invalid_payload", `Cannot parse payload: ${issues[0]!.message}${more}`, { issues });
+    },
+  };
+}
+
+/** The schema of one widget's value. */
+function widgetSchema(widget: Widget): z.ZodType {
+  const settings = widget.settings as Record<string, string>;
+  switch (widget.widget_type) {
+    case "SingleData":
+      return scalar();
+    case "DoubleData": {
+      const { primarySubKey: first, secondarySubKey: second } = settings;
+      return z.strictObject(
+        { [first!]: scalar(), [second!]: scalar() },
+        expecting(`an object with "${first}" and "${second}"`),
+      );
+    }
+    case "BarChart":
+    case "LineChart": {
+      const { labelsKey: labels, valuesKey: values } = settings;
+      return z.strictObject({
+        [labels!]: z.array(
+          z.union([z.string(), z.number()], expecting("a string or a number")),
+          expecting("an array of labels"),
+        ),
+        [values!]: z.array(z.number(expecting("a finite number")), expecting("an array of numbers")),
+      }, expecting(`an object with "${labels}" and "${values}" arrays`)).superRefine((chart, ctx) => {
+        const labelCount = (chart[labels!] as unknown[]).length;
+        if ((chart[values!] as unknown[]).length !== labelCount) {
+          ctx.addIssue({
+            code: "custom",
+            path: [values!],
+            message: `must have as many values as "${labels}" has labels (${labelCount})`,
+          });
+        }
+      });
+    }
+  }
+}
+
+function scalar(): z.ZodType {
+  return z.union([z.number(), z.string()], expecting("a number or a string"));
+}
+
+/** A zod error option saying what was expected, or that it is missing. */
+function expecting(phrase: string): { error: (issue: { input?: unknown }) => string } {
+  return { error: (issue) => (issue.input === undefined ? `is required: ${phrase}` : `must be ${phrase}`) };
+}
+
+function toPayloadIssues(zodIssues: readonly z.core.$ZodIssue[], dataKeys: string[]): PayloadIssue[] {
+  const issues: PayloadIssue[] = [];
+  const seen = new Set<string>();
+  const add = (issue: PayloadIssue) => {
+    if (seen.has(issue.message)) return;
+    seen.add(issue.message);
+    issues.push(issue);
+  };
+  for (const zodIssue of zodIssues) {
+    if (zodIssue.code === "unrecognized_keys") {
+      for (const key of zodIssue.keys) {
+        const path = [...zodIssue.path, key].join(".");
+        if (zodIssue.path.length === 0) {
+          add({
+            path,
+            expected: `one of the DataKeys ${dataKeys.join(", ")}`,
+            message: `"${path}" is not a DataKey of this datasource`,
+          });
+        } else {
+          add({ path, expected: "no such key", message: `"${path}" is not expected here` });
+        }
+      }
+      continue;
+    }
+    const path = zodIssue.path.join(".");
+    const said = zodIssue.message;
+    const expected = said.replace(/^(must be |is required: )/, "");
+    add({ path, expected, message: path ? `"${path}" ${said}` : `the payload ${said}` });
+  }
+  return issues;
+}

@@ -1,0 +1,52 @@
+/**
+ * The store on supabase-js: `rpc()` calls through PostgREST with the service
+ * role key. Chosen with `INGEST_STORE=supabase`.
+ *
+ * @module
+ */
+import { createClient } from "@supabase/supabase-js";
+import { failureOfSqlState, type ResolvedKey, type Store, StoreError, type WriteResult } from "./store.ts";
+
+/** A store that calls `ingest_resolve_key` and `ingest_write` through PostgREST. */
+export function createSupabaseStore(url: string, options: { serviceRoleKey: string; fetch?: typeof fetch }): Store {
+  const client = createClient(url, options.serviceRoleKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    global: options.fetch ? { fetch: options.fetch } : {},
+  });
+
+  async function call<T>(fn: string, args: Record<string, unknown>): Promise<T> {
+    let response;
+    try {
+      response = await client.rpc(fn, args);
+    } catch {
+      throw new StoreError("unavailable", "database API unreachable");
+    }
+    const { data, error, status } = response;
+    if (!error) return data as T;
+    const kind = failureOfSqlState(error.code);
+    if (kind === "invalid" || kind === "unauthorized" || kind === "forbidden") {
+      throw new StoreError(kind, error.message);
+    }
+    // supabase-js reports a network failure as status 0; PostgREST answers 503
+    // when it cannot reach the database, 502/504 come from the gateway.
+    if (kind === "unavailable" || status === 0 || status === 502 || status === 503 || status === 504) {
+      throw new StoreError("unavailable", `database API unavailable (${status})`);
+    }
+    throw new StoreError("failed", `database API error ${error.code || status}`);
+  }
+
+  return {
+    resolveKey(keyHash) {
+      return call<ResolvedKey | null>("ingest_resolve_key", { p_key_hash: keyHash });
+    },
+    write(request) {
+      return call<WriteResult>("ingest_write", {
+        p_datasource_id: request.datasourceId,
+        p_key_id: request.keyId,
+        p_values: request.values,
+        p_observed_at: request.observedAt ?? null,
+      });
+    },
+    async close() {},
+  };
+}
