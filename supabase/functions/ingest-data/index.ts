@@ -10,4 +10,6 @@ import { createStore } from "./create_store.ts";
 const config = loadConfig(Deno.env.toObject());
 const handler = createHandler({ config, store: createStore(config.store) });
 
-Deno.serve(handler);
+// On Supabase the runtime decides where to listen; locally PORT may choose.
+const port = Deno.env.get("PORT");
+Deno.serve(port ? { port: Number(port) } : {}, handler);

@@ -1,0 +1,46 @@
+/** loadConfig: defaults, both stores, and clear errors. */
+import assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "../../supabase/functions/ingest-data/config.ts";
+
+Deno.test("defaults: postgres store from SUPABASE_DB_URL (preferred) or DATABASE_URL, 1 MiB body, 30 s key cache", () => {
+  const config = loadConfig({ SUPABASE_DB_URL: "postgres://a", DATABASE_URL: "postgres://b" });
+  assert.deepEqual(config.store, {
+    kind: "postgres",
+    databaseUrl: "postgres://a",
+    poolSize: 10,
+    statementTimeoutMs: 5000,
+  });
+  assert.equal(config.maxBodyBytes, 1048576);
+  assert.equal(config.keyCacheTtlMs, 30000);
+  assert.equal(loadConfig({ DATABASE_URL: "postgres://b" }).store.kind, "postgres");
+});
+
+Deno.test("INGEST_STORE=supabase takes SUPABASE_URL and the service role or secret key", () => {
+  const config = loadConfig({
+    INGEST_STORE: "supabase",
+    SUPABASE_URL: "https://x.supabase.co",
+    SUPABASE_SECRET_KEY: "k",
+  });
+  assert.deepEqual(config.store, { kind: "supabase", supabaseUrl: "https://x.supabase.co", serviceRoleKey: "k" });
+});
+
+Deno.test("a missing or malformed setting is a ConfigError naming it", () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{}, /SUPABASE_DB_URL or DATABASE_URL/],
+    [{ INGEST_STORE: "mysql", DATABASE_URL: "x" }, /INGEST_STORE must be "postgres" or "supabase", got "mysql"/],
+    [{ INGEST_STORE: "supabase" }, /needs SUPABASE_URL/],
+    [{ INGEST_STORE: "supabase", SUPABASE_URL: "https://x" }, /needs SUPABASE_SERVICE_ROLE_KEY/],
+    [
+      { DATABASE_URL: "x", INGEST_MAX_BODY_BYTES: "1MB" },
+      /INGEST_MAX_BODY_BYTES must be a positive integer, got "1MB"/,
+    ],
+    [{ DATABASE_URL: "x", INGEST_DB_POOL_SIZE: "0" }, /INGEST_DB_POOL_SIZE must be a positive integer/],
+    [{ DATABASE_URL: "x", INGEST_KEY_CACHE_TTL_MS: "-1" }, /INGEST_KEY_CACHE_TTL_MS must be a non-negative integer/],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(
+      () => loadConfig(env),
+      (e: unknown) => e instanceof ConfigError && message.test((e as Error).message),
+    );
+  }
+});

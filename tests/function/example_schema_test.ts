@@ -1,0 +1,59 @@
+/** GET: the datasource's Example Schema, generated from its widgets. */
+import assert from "node:assert/strict";
+import { createTestDatabase } from "../support/database.ts";
+import { createTestFunction, ENDPOINT, postRequest } from "../support/function.ts";
+import { createKey, seedWorkspace } from "../support/seed.ts";
+
+Deno.test("GET returns the example payload and JSON Schema; POSTing the example is a 200", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  const res = await fn.handle(new Request(ENDPOINT, { headers: { "X-API-Key": s.apiKey } }));
+  assert.equal(res.status, 200);
+  const body = await res.json();
+  assert.equal(body.datasource.id, s.datasourceId);
+  assert.deepEqual(body.datasource.data_keys, ["motor_stats", "production_output", "temperature"]);
+  assert.deepEqual(body.example, {
+    temperature: 42.5,
+    motor_stats: { rpm: 1500, vibration: 0.75 },
+    production_output: { machines: ["Machine A", "Machine B", "Machine C"], units_per_hour: [112, 124, 98] },
+  });
+  const schema = body.json_schema;
+  assert.equal(schema.type, "object");
+  assert.equal(schema.additionalProperties, false);
+  assert.equal(schema.minProperties, 1);
+  assert.deepEqual(schema.properties.temperature, { type: ["number", "string"] });
+  assert.deepEqual(schema.properties.motor_stats.required, ["rpm", "vibration"]);
+  assert.equal(schema.properties.production_output.properties.units_per_hour.items.type, "number");
+
+  const post = await fn.handle(postRequest(body.example, { key: s.apiKey }));
+  assert.equal(post.status, 200);
+  await post.body?.cancel();
+});
+
+Deno.test("GET works with an ingest:read key, which still cannot POST", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const reader = await createKey(db.sql, s.datasourceId, { scopes: ["ingest:read"] });
+  await using fn = createTestFunction(db.url);
+  const get = await fn.handle(new Request(ENDPOINT, { headers: { Authorization: `Bearer ${reader.apiKey}` } }));
+  assert.equal(get.status, 200);
+  await get.body?.cancel();
+  const post = await fn.handle(postRequest({ temperature: 1 }, { key: reader.apiKey }));
+  assert.equal(post.status, 403);
+  await post.body?.cancel();
+});
+
+Deno.test("the Example Schema follows widget changes (new config_version)", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url, { INGEST_KEY_CACHE_TTL_MS: "0" });
+  await db.sql`insert into public.widgets (datasource_id, name, widget_type, data_key, settings)
+    values (${s.datasourceId}, 'Trend', 'LineChart', 'trend', '{"labelsKey":"t","valuesKey":"v"}')`;
+  const res = await fn.handle(new Request(ENDPOINT, { headers: { "X-API-Key": s.apiKey } }));
+  const body = await res.json();
+  assert.deepEqual(body.example.trend, { t: ["Machine A", "Machine B", "Machine C"], v: [112, 124, 98] });
+  const post = await fn.handle(postRequest({ trend: { t: [1, 2], v: [3, 4] } }, { key: s.apiKey }));
+  assert.equal(post.status, 200);
+  await post.body?.cancel();
+});

@@ -1,0 +1,132 @@
+/**
+ * The `supabase` store adapter (supabase-js `rpc()`), against a stand-in for
+ * PostgREST's RPC endpoint: PostgREST cannot run here, so a small server plays
+ * its part, executing the real SQL functions on the test database as
+ * service_role and answering errors the way PostgREST does (PTxxx -> status).
+ */
+import assert from "node:assert/strict";
+import type { Sql } from "postgres";
+import { loadConfig } from "../../supabase/functions/ingest-data/config.ts";
+import { createHandler } from "../../supabase/functions/ingest-data/handler.ts";
+import { createStore } from "../../supabase/functions/ingest-data/create_store.ts";
+import { createTestDatabase } from "../support/database.ts";
+import { DOC_PAYLOADS, postRequest } from "../support/function.ts";
+import { seedWorkspace } from "../support/seed.ts";
+
+const SERVICE_KEY = "test-service-role-key";
+
+interface Recorded {
+  path: string;
+  apikey: string | null;
+  authorization: string | null;
+  body: Record<string, unknown>;
+}
+
+/** A PostgREST stand-in serving `POST /rest/v1/rpc/<fn>`; `override` may answer instead. */
+function postgrestStandIn(sql: Sql, override?: () => Response | null) {
+  const recorded: Recorded[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const path = new URL(request.url).pathname;
+    const body = await request.json();
+    recorded.push({
+      path,
+      apikey: request.headers.get("apikey"),
+      authorization: request.headers.get("authorization"),
+      body,
+    });
+    const forced = override?.();
+    if (forced) return forced;
+    const fn = path.match(/^\/rest\/v1\/rpc\/(ingest_resolve_key|ingest_write)$/)?.[1];
+    if (!fn) return Response.json({ code: "PGRST202", message: "not found" }, { status: 404 });
+    try {
+      const [row] = await sql.begin(async (tx) => {
+        await tx`set local role service_role`;
+        return fn === "ingest_resolve_key"
+          ? await tx`select public.ingest_resolve_key(${body.p_key_hash}) as r`
+          : await tx`select public.ingest_write(${body.p_datasource_id}, ${body.p_key_id}, ${tx.json(body.p_values)},
+                     ${body.p_observed_at}) as r`;
+      });
+      return Response.json(row!.r);
+    } catch (error) {
+      const code = (error as { code: string }).code;
+      const status = /^PT\d{3}$/.test(code) ? Number(code.slice(2)) : 400;
+      return Response.json({ code, message: (error as Error).message, details: null, hint: null }, { status });
+    }
+  });
+  const url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`;
+  return { url, recorded, [Symbol.asyncDispose]: () => server.shutdown() };
+}
+
+function supabaseHandler(url: string) {
+  const config = loadConfig({ INGEST_STORE: "supabase", SUPABASE_URL: url, SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY });
+  return createHandler({ config, store: createStore(config.store), log: () => {} });
+}
+
+Deno.test("supabase store: resolves and writes through rpc() with the service role key", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using postgrest = postgrestStandIn(db.sql);
+  const handle = supabaseHandler(postgrest.url);
+  const res = await handle(postRequest(DOC_PAYLOADS.combined, { key: s.apiKey }));
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.deepEqual((await res.json()).stored, ["motor_stats", "production_output", "temperature"]);
+
+  assert.deepEqual(postgrest.recorded.map((r) => r.path), [
+    "/rest/v1/rpc/ingest_resolve_key",
+    "/rest/v1/rpc/ingest_write",
+  ]);
+  for (const r of postgrest.recorded) {
+    assert.equal(r.apikey, SERVICE_KEY);
+    assert.equal(r.authorization, `Bearer ${SERVICE_KEY}`);
+  }
+  assert.match(postgrest.recorded[0]!.body.p_key_hash as string, /^[0-9a-f]{64}$/);
+  assert.deepEqual(Object.keys(postgrest.recorded[1]!.body).sort(), [
+    "p_datasource_id",
+    "p_key_id",
+    "p_observed_at",
+    "p_values",
+  ]);
+  const [count] = await db.sql`select count(*)::int as n from public.datasource_values`;
+  assert.equal(count!.n, 3);
+});
+
+Deno.test("supabase store: PostgREST errors map to the same statuses as the postgres store", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  let answer: Response | null = null;
+  await using postgrest = postgrestStandIn(db.sql, () => answer);
+  const handle = supabaseHandler(postgrest.url);
+  const warm = await handle(postRequest({ temperature: 1 }, { key: s.apiKey }));
+  assert.equal(warm.status, 200);
+  await warm.body?.cancel();
+
+  await db.sql`update public.datasource_api_keys set revoked_at = now() where id = ${s.keyId}`;
+  const revoked = await handle(postRequest({ temperature: 2 }, { key: s.apiKey }));
+  assert.equal(revoked.status, 401, "PT401 from ingest_write");
+  await revoked.body?.cancel();
+  await db.sql`update public.datasource_api_keys set revoked_at = null where id = ${s.keyId}`;
+
+  const cases: [Response, number][] = [
+    [Response.json({ code: "PGRST000", message: "Could not connect with the database" }, { status: 503 }), 503],
+    [new Response("Bad gateway", { status: 502 }), 503],
+    [Response.json({ code: "XX000", message: "internal" }, { status: 500 }), 500],
+    [Response.json({ code: "PT403", message: "Datasource is disabled" }, { status: 403 }), 403],
+  ];
+  for (const [response, status] of cases) {
+    answer = response;
+    const res = await handle(postRequest({ temperature: 3 }, { key: s.apiKey }));
+    assert.equal(res.status, status, `PostgREST ${response.status}`);
+    if (status === 503) assert.equal(res.headers.get("Retry-After"), "5");
+    await res.body?.cancel();
+  }
+});
+
+Deno.test("supabase store: an unreachable API is a 503", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const handle = supabaseHandler(`http://127.0.0.1:${port}`);
+  const res = await handle(postRequest({ temperature: 1 }, { key: "tw_" + "c".repeat(64) }));
+  assert.equal(res.status, 503);
+  await res.body?.cancel();
+});
