@@ -5,7 +5,7 @@
 -- called over the API even though policies run them as the calling user.
 create schema if not exists private;
 revoke all on schema private from public;
-grant usage on schema private to authenticated;
+grant usage on schema private to authenticated, service_role;
 
 -- A customer's tenancy: datasources, widgets and keys belong to one workspace.
 create table public.workspaces (

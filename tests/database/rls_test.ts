@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { createTestDatabase } from "../support/database.ts";
 import { type Actor, asRole, type Seeded, seedWorkspace, sqlState } from "../support/seed.ts";
+import { asServiceRole, createDatasource, createWorkspace } from "../../scripts/lib/provisioning.ts";
 
 const TABLES = [
   "workspaces",
@@ -181,4 +182,11 @@ Deno.test("every table in public has row level security enabled", async () => {
   const rows = await db.sql`select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
     where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relrowsecurity`;
   assert.deepEqual(rows.map((r) => r.relname), []);
+});
+
+Deno.test("the service role creates workspaces, datasources and widgets (local administration)", async () => {
+  await using db = await createTestDatabase();
+  const id = await asServiceRole(db.sql, async (tx) => createDatasource(tx, await createWorkspace(tx, "Ops")));
+  const widgets = await db.sql`select data_key from public.widgets where datasource_id = ${id} order by data_key`;
+  assert.deepEqual(widgets.map((w) => w.data_key), ["motor_stats", "production_output", "temperature"]);
 });

@@ -5,31 +5,9 @@
  * @module
  */
 import type { Sql, TransactionSql } from "postgres";
+import { createApiKey, createDatasource, DOC_WIDGETS, type WidgetSpec } from "../../scripts/lib/provisioning.ts";
 
-/** The documentation's three widgets. */
-export const DOC_WIDGETS = [
-  { name: "Temperature", widget_type: "SingleData", data_key: "temperature", settings: {} },
-  {
-    name: "Motor",
-    widget_type: "DoubleData",
-    data_key: "motor_stats",
-    settings: { primarySubKey: "rpm", secondarySubKey: "vibration" },
-  },
-  {
-    name: "Production",
-    widget_type: "BarChart",
-    data_key: "production_output",
-    settings: { labelsKey: "machines", valuesKey: "units_per_hour" },
-  },
-] as const;
-
-/** A widget to link to a datasource. */
-export interface WidgetSpec {
-  name: string;
-  widget_type: string;
-  data_key: string;
-  settings: Record<string, unknown>;
-}
+export { DOC_WIDGETS, type WidgetSpec };
 
 /** What {@linkcode seedWorkspace} created. */
 export interface Seeded {
@@ -78,35 +56,14 @@ export async function createUsers(sql: Sql, count: number): Promise<string[]> {
   return ids;
 }
 
-/** Creates a datasource with widgets in a workspace and returns its id. */
-export async function createDatasource(
-  sql: Sql,
-  workspaceId: string,
-  options: { widgets?: readonly WidgetSpec[]; keepHistory?: boolean; name?: string } = {},
-): Promise<string> {
-  const [ds] = await sql`insert into public.datasources (workspace_id, name, keep_history)
-    values (${workspaceId}, ${options.name ?? "Line 1"}, ${options.keepHistory ?? true}) returning id`;
-  for (const w of options.widgets ?? DOC_WIDGETS) {
-    await sql`insert into public.widgets (datasource_id, name, widget_type, data_key, settings)
-      values (${ds!.id}, ${w.name}, ${w.widget_type}, ${w.data_key}, ${sql.json(w.settings as never)})`;
-  }
-  return ds!.id as string;
-}
-
-/** Creates an API key as the service role and returns it in plain text. */
+/** Creates an API key as the service role. */
 export async function createKey(
   sql: Sql,
   datasourceId: string,
   options: { scopes?: string[]; expiresAt?: Date } = {},
 ): Promise<{ apiKey: string; keyId: string }> {
-  const [row] = await asRole(
-    sql,
-    { role: "service_role" },
-    (tx) =>
-      tx`select * from public.create_datasource_api_key(${datasourceId}, 'test key',
-      ${options.scopes ?? ["ingest:write"]}, ${options.expiresAt ?? null})`,
-  );
-  return { apiKey: row!.api_key as string, keyId: row!.id as string };
+  const { apiKey, keyId } = await createApiKey(sql, datasourceId, { name: "test key", ...options });
+  return { apiKey, keyId };
 }
 
 /** Who a query runs as: a PostgREST role, and for `authenticated` the user. */

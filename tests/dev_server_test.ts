@@ -1,0 +1,70 @@
+/**
+ * `deno task dev` as a newcomer runs it: a fresh embedded database, the
+ * printed key, the documentation's payloads, the values stored, Ctrl-C.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { DOC_PAYLOADS } from "./support/function.ts";
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+Deno.test("deno task dev serves the endpoint on an embedded PGlite with a demo key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });
+  const port = freePort();
+  const dev = new Deno.Command(Deno.execPath(), {
+    args: ["task", "dev", "--reset"],
+    cwd: new URL("../", import.meta.url),
+    env: { INGEST_DEV_DIR: dir, PORT: String(port), DATABASE_URL: "", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const decoder = new TextDecoder();
+  let output = "";
+  const reader = dev.stdout.getReader();
+  try {
+    while (!output.includes("Ctrl-C stops it.")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`dev server exited early:\n${output}`);
+      output += decoder.decode(value);
+    }
+    const apiKey = output.match(/API key: +(tw_[0-9a-f]{64})/)?.[1];
+    const endpoint = output.match(/Endpoint: +(\S+)/)?.[1];
+    const databaseUrl = output.match(/served at (postgres:\/\/\S+)\)/)?.[1];
+    assert.ok(apiKey && databaseUrl, output);
+    assert.equal(endpoint, `http://127.0.0.1:${port}/functions/v1/ingest-data`);
+    assert.match(output, /curl -X POST/);
+
+    for (const payload of Object.values(DOC_PAYLOADS)) {
+      const res: Response = await fetch(endpoint!, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+        body: payload,
+      });
+      assert.equal(res.status, 200, await res.text());
+    }
+    const sql = postgres(databaseUrl!, { max: 1, onnotice: () => {} });
+    try {
+      const rows = await sql`select data_key, value from public.datasource_values order by data_key`;
+      assert.deepEqual(Object.fromEntries(rows.map((r) => [r.data_key, r.value])), JSON.parse(DOC_PAYLOADS.combined));
+    } finally {
+      await sql.end();
+    }
+  } finally {
+    dev.kill("SIGINT");
+    // Keep reading so the server never blocks on a full pipe while it stops.
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      output += decoder.decode(chunk.value);
+    }
+    const status = await dev.status;
+    const stderr = decoder.decode(await new Response(dev.stderr).arrayBuffer());
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(status.code, 0, stderr);
+  }
+  assert.match(output, /^POST 200 [\d.]+ms datasource=/m);
+  assert.ok(!/POST 200.*tw_/.test(output), "a request log line shows the key");
+});
