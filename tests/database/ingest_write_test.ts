@@ -131,3 +131,36 @@ Deno.test("a failure after the first insert leaves nothing behind", async () => 
     (select count(*)::int from realtime.messages) as m`;
   assert.deepEqual({ ...counts }, { v: 0, m: 0 });
 });
+
+Deno.test("ingest_write_batch: one commit for many requests, each request all-or-nothing", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const other = await seedWorkspace(db.sql);
+  const request = (keyId: string, values: Record<string, unknown>) => ({
+    datasource_id: s.datasourceId,
+    key_id: keyId,
+    values,
+  });
+  const [row] = await db.sql`select public.ingest_write_batch(${
+    db.sql.json([
+      request(s.keyId, { temperature: 1 }),
+      request(other.keyId, { temperature: 2 }),
+      request(s.keyId, { temperature: 3, nope: 1 }),
+      request(s.keyId, { motor_stats: { rpm: 1, vibration: 2 } }),
+    ] as never)
+  }) as r`;
+  const results = row!.r;
+  assert.deepEqual(results.map((r: { ok: boolean; code?: string }) => r.ok ? "ok" : r.code), [
+    "ok",
+    "PT401",
+    "PT400",
+    "ok",
+  ]);
+  const history = await db.sql`select data_key, value from public.datasource_readings order by id`;
+  assert.deepEqual(history.map((r) => [r.data_key, r.value]), [["temperature", 1], ["motor_stats", {
+    rpm: 1,
+    vibration: 2,
+  }]]);
+  const [messages] = await db.sql`select count(*)::int as n from realtime.messages`;
+  assert.equal(messages!.n, 2, "one broadcast per stored request");
+});

@@ -152,7 +152,7 @@ Deno.test("nobody selects key_hash or writes keys directly", async () => {
   }
 });
 
-Deno.test("only service_role executes ingest_resolve_key and ingest_write", async () => {
+Deno.test("only service_role executes ingest_resolve_key, ingest_write and ingest_write_batch", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
   const all = { ...actors(s), service_role: { role: "service_role" } as Actor };
@@ -173,6 +173,11 @@ Deno.test("only service_role executes ingest_resolve_key and ingest_write", asyn
       ),
       expected,
       `${who} executing ingest_write`,
+    );
+    assert.equal(
+      await sqlState(asRole(db.sql, actor, (tx) => tx`select public.ingest_write_batch('[]'::jsonb)`)),
+      expected,
+      `${who} executing ingest_write_batch`,
     );
   }
 });

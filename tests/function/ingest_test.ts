@@ -259,3 +259,20 @@ Deno.test("one log line per request: id, method, status, duration, datasource; n
   const text = JSON.stringify(fn.logs);
   assert.ok(!text.includes(s.apiKey.slice(3, 20)) && !text.includes("very-secret-reading"));
 });
+
+Deno.test("concurrent requests are group-committed: every 200 is stored, each exactly once", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url, { INGEST_DB_POOL_SIZE: "2" });
+  const responses = await Promise.all(
+    Array.from({ length: 60 }, (_, i) => fn.handle(postRequest({ temperature: i }, { key: s.apiKey }))),
+  );
+  for (const res of responses) {
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+  }
+  const rows = await db.sql`select value from public.datasource_readings order by (value::text)::int`;
+  assert.deepEqual(rows.map((r) => r.value), Array.from({ length: 60 }, (_, i) => i));
+  const [txs] = await db.sql`select count(distinct received_at)::int as n from public.datasource_readings`;
+  assert.ok(txs!.n < 60, `expected fewer commits than requests, got ${txs!.n}`);
+});

@@ -2,10 +2,25 @@
  * The store on postgres.js, talking SQL to the database directly (or through
  * Supabase's transaction pooler: `prepare: false`).
  *
+ * Writes are group-committed: while `poolSize` batches are in flight, new
+ * requests wait in a queue, and the next free connection takes up to
+ * `maxBatch` of them in one `ingest_write_batch` call and one commit. Each
+ * request is still all-or-nothing and answered only after its batch
+ * committed. At low load a request goes alone, at once. Bounding in-flight
+ * queries to the pool size also keeps them from piling up in postgres.js's
+ * own queue, which slows down as it grows.
+ *
  * @module
  */
 import postgres from "postgres";
-import { failureOfSqlState, type ResolvedKey, type Store, StoreError, type WriteResult } from "./store.ts";
+import {
+  failureOfSqlState,
+  type ResolvedKey,
+  type Store,
+  StoreError,
+  type WriteRequest,
+  type WriteResult,
+} from "./store.ts";
 
 /** Options of {@linkcode createPostgresStore}. */
 export interface PostgresStoreOptions {
@@ -15,7 +30,17 @@ export interface PostgresStoreOptions {
   statementTimeoutMs: number;
   /** How long to wait for a connection before answering 503. */
   connectTimeoutS?: number;
+  /** Most requests in one group commit (default 64). */
+  maxBatch?: number;
 }
+
+interface PendingWrite {
+  request: WriteRequest;
+  resolve: (result: WriteResult) => void;
+  reject: (error: StoreError) => void;
+}
+
+type BatchItem = { ok: true; result: WriteResult } | { ok: false; code: string; message: string };
 
 const NETWORK_CODES = new Set([
   "ECONNREFUSED",
@@ -41,6 +66,43 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     connection: { application_name: "ingest-data", statement_timeout: options.statementTimeoutMs },
   });
 
+  const maxBatch = options.maxBatch ?? 64;
+  const queue: PendingWrite[] = [];
+  let inFlight = 0;
+
+  function pump(): void {
+    while (queue.length > 0 && inFlight < options.poolSize) {
+      inFlight++;
+      writeBatch(queue.splice(0, maxBatch)).finally(() => {
+        inFlight--;
+        pump();
+      });
+    }
+  }
+
+  async function writeBatch(batch: PendingWrite[]): Promise<void> {
+    let results: BatchItem[];
+    try {
+      const requests = batch.map(({ request }) => ({
+        datasource_id: request.datasourceId,
+        key_id: request.keyId,
+        values: request.values,
+        observed_at: request.observedAt ?? null,
+      }));
+      const [row] = await sql`select public.ingest_write_batch(${sql.json(requests as postgres.JSONValue)}) as r`;
+      results = row!.r as BatchItem[];
+    } catch (error) {
+      const failure = toStoreError(error);
+      for (const pending of batch) pending.reject(failure);
+      return;
+    }
+    batch.forEach((pending, i) => {
+      const item = results[i];
+      if (item?.ok) pending.resolve(item.result);
+      else pending.reject(toStoreError({ name: "PostgresError", code: item?.code, message: item?.message }));
+    });
+  }
+
   return {
     async resolveKey(keyHash) {
       try {
@@ -50,16 +112,11 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
         throw toStoreError(error);
       }
     },
-    async write(request) {
-      try {
-        const [row] = await sql`select public.ingest_write(
-          ${request.datasourceId}, ${request.keyId}, ${sql.json(request.values as postgres.JSONValue)},
-          ${request.observedAt ?? null}
-        ) as r`;
-        return row!.r as WriteResult;
-      } catch (error) {
-        throw toStoreError(error);
-      }
+    write(request) {
+      return new Promise<WriteResult>((resolve, reject) => {
+        queue.push({ request, resolve, reject });
+        pump();
+      });
     },
     async close() {
       await sql.end({ timeout: 5 });
