@@ -5,13 +5,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { DOC_PAYLOADS } from "./support/function.ts";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
+import { freePort } from "../scripts/lib/net.ts";
 
 Deno.test("deno task dev serves the endpoint on an embedded PGlite with a demo key", async () => {
   const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });

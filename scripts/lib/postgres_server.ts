@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { freePort } from "./net.ts";
 
 /** A running throwaway server. `stop()` shuts it down and deletes its files. */
 export interface PostgresServer {
@@ -96,13 +97,6 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 
   await start();
   return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dataDir, stop, start };
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /** PostgreSQL refuses to run as root: as root, run its binaries as `postgres`. */

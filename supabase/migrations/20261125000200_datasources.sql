@@ -12,7 +12,7 @@ create table public.datasources (
   config_version bigint not null default 1,
   last_ingested_at timestamptz,
   created_at timestamptz not null default now()
-);
+) with (fillfactor = 70); -- last_ingested_at is updated at the ingest rate: keep those updates HOT
 create index datasources_workspace_id_idx on public.datasources (workspace_id);
 
 -- True when the current user has one of `roles` in the datasource's workspace.

@@ -2,6 +2,8 @@
 
 -- The latest value of each DataKey: what dashboards show. Written only by
 -- ingest_write, which never lets an older observation replace a newer one.
+-- Every row is updated at the ingest rate: free space on each page keeps those
+-- updates HOT (no index change, less WAL).
 create table public.datasource_values (
   datasource_id uuid not null references public.datasources (id) on delete cascade,
   data_key text not null,
@@ -9,7 +11,7 @@ create table public.datasource_values (
   observed_at timestamptz not null,
   received_at timestamptz not null,
   primary key (datasource_id, data_key)
-);
+) with (fillfactor = 50);
 
 -- Every accepted value, for line charts and audits, kept when the
 -- datasource's keep_history is on.

@@ -83,7 +83,8 @@ begin
     raise exception 'API key lacks the ingest:write scope' using errcode = 'PT403';
   end if;
 
-  select * into v_datasource from public.datasources d where d.id = p_datasource_id;
+  -- Lock the datasource first, as ingest_write_batch does, so the two never deadlock.
+  select * into v_datasource from public.datasources d where d.id = p_datasource_id for no key update;
   if not v_datasource.enabled then
     raise exception 'Datasource is disabled' using errcode = 'PT403';
   end if;

@@ -1,10 +1,25 @@
 -- Group commit: the function coalesces concurrent requests into one call and
 -- one commit, instead of one transaction (and one WAL flush) per request.
 
--- Stores several requests' values in one transaction. Each request stays
--- all-or-nothing: it runs ingest_write in its own subtransaction, and one that
--- fails is rolled back alone and reported with its SQLSTATE, while the others
--- commit. Returns one result per request, in order:
+-- One request of a batch, checked: `error` is the PTxxx code that refuses it.
+create type private.ingest_request as (
+  i int,
+  datasource_id uuid,
+  key_id uuid,
+  vals jsonb,
+  observed_at timestamptz,
+  keep_history boolean,
+  error text
+);
+
+-- Stores several requests' values in one transaction, with set-based
+-- statements instead of a loop. The rules are ingest_write's: a request whose
+-- key is not valid, lacks ingest:write, whose datasource is disabled, or that
+-- names an unknown DataKey is refused whole (PTxxx code) and writes nothing;
+-- the others are stored together, and the batch commits or fails as one.
+-- Datasource rows are locked in id order first, so concurrent batches never
+-- deadlock. One Realtime broadcast per datasource of the batch carries the
+-- values that became the latest. Returns one result per request, in order:
 -- `{"ok": true, "result": {...}}` or `{"ok": false, "code": "PT401", "message": "..."}`.
 create function public.ingest_write_batch(p_requests jsonb)
 returns jsonb
@@ -12,28 +27,113 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- Plans of the statements below do not depend on the batch: skip replanning.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
-  v_request jsonb;
-  v_results jsonb[] := '{}';
+  v_requests private.ingest_request[];
+  v_latest jsonb;
 begin
-  for v_request in select r from jsonb_array_elements(p_requests) r loop
-    begin
-      v_results := v_results || jsonb_build_object(
-        'ok', true,
-        'result', public.ingest_write(
-          (v_request ->> 'datasource_id')::uuid,
-          (v_request ->> 'key_id')::uuid,
-          v_request -> 'values',
-          (v_request ->> 'observed_at')::timestamptz
-        )
-      );
-    exception
-      when others then
-        v_results := v_results || jsonb_build_object('ok', false, 'code', sqlstate, 'message', sqlerrm);
-    end;
-  end loop;
-  return to_jsonb(v_results);
+  v_requests := array(
+    select row(
+      r.ord::int,
+      d.id,
+      k.id,
+      r.value -> 'values',
+      coalesce((r.value ->> 'observed_at')::timestamptz, now()),
+      d.keep_history,
+      case
+        when k.id is null or k.revoked_at is not null or (k.expires_at is not null and k.expires_at <= now())
+          then 'PT401'
+        when not 'ingest:write' = any (k.scopes) or not d.enabled then 'PT403'
+        when jsonb_typeof(r.value -> 'values') is distinct from 'object' or r.value -> 'values' = '{}'::jsonb
+          then 'PT400'
+        when exists (
+          select 1 from jsonb_object_keys(r.value -> 'values') e (key)
+          where not exists (select 1 from public.widgets w where w.datasource_id = d.id and w.data_key = e.key)
+        ) then 'PT400'
+      end
+    )::private.ingest_request
+    from jsonb_array_elements(p_requests) with ordinality r (value, ord)
+    left join public.datasource_api_keys k
+      on k.id = (r.value ->> 'key_id')::uuid and k.datasource_id = (r.value ->> 'datasource_id')::uuid
+    left join public.datasources d on d.id = k.datasource_id
+    order by r.ord
+  );
+
+  -- Lock each datasource once, in id order, and record the ingestion.
+  update public.datasources d
+  set last_ingested_at = now()
+  from (
+    select s.id from public.datasources s
+    where s.id in (select q.datasource_id from unnest(v_requests) q where q.error is null)
+    order by s.id
+    for no key update
+  ) locked
+  where d.id = locked.id and (d.last_ingested_at is null or d.last_ingested_at < now());
+
+  -- The newest value per DataKey in the batch becomes the latest, unless a
+  -- newer observation is stored already.
+  with upserted as (
+    insert into public.datasource_values as v (datasource_id, data_key, value, observed_at, received_at)
+    select distinct on (q.datasource_id, e.key) q.datasource_id, e.key, e.value, q.observed_at, now()
+    from unnest(v_requests) q, jsonb_each(q.vals) e
+    where q.error is null
+    order by q.datasource_id, e.key, q.observed_at desc, q.i desc
+    on conflict (datasource_id, data_key) do update
+      set value = excluded.value, observed_at = excluded.observed_at, received_at = excluded.received_at
+      where v.observed_at <= excluded.observed_at
+    returning v.datasource_id, v.data_key, v.value
+  )
+  select jsonb_agg(jsonb_build_object('d', u.datasource_id, 'k', u.data_key, 'v', u.value)) into v_latest
+  from upserted u;
+
+  insert into public.datasource_readings (datasource_id, data_key, value, observed_at, received_at)
+  select q.datasource_id, e.key, e.value, q.observed_at, now()
+  from unnest(v_requests) q, jsonb_each(q.vals) e
+  where q.error is null and q.keep_history
+  order by q.i;
+
+  update public.datasource_api_keys k
+  set last_used_at = now()
+  where k.id in (select q.key_id from unnest(v_requests) q where q.error is null)
+    and (k.last_used_at is null or k.last_used_at < now() - interval '1 minute');
+
+  perform realtime.send(
+    jsonb_build_object('datasource_id', b.datasource_id, 'received_at', now(), 'values', b.vals),
+    'values',
+    'datasource:' || b.datasource_id::text,
+    true
+  )
+  from (
+    select (x ->> 'd')::uuid as datasource_id, jsonb_object_agg(x ->> 'k', x -> 'v') as vals
+    from jsonb_array_elements(coalesce(v_latest, '[]'::jsonb)) x
+    group by 1
+  ) b;
+
+  return (
+    select jsonb_agg(
+      case when q.error is null then jsonb_build_object('ok', true, 'result', jsonb_build_object(
+        'stored', (select jsonb_agg(e.key order by e.key) from jsonb_object_keys(q.vals) e (key)),
+        'superseded', coalesce((
+          select jsonb_agg(v.data_key order by v.data_key)
+          from public.datasource_values v
+          where v.datasource_id = q.datasource_id and v.data_key in (select jsonb_object_keys(q.vals))
+            and v.observed_at > q.observed_at
+        ), '[]'::jsonb),
+        'observed_at', q.observed_at,
+        'received_at', now()
+      ))
+      else jsonb_build_object('ok', false, 'code', q.error, 'message', case q.error
+        when 'PT401' then 'API key is not valid'
+        when 'PT403' then 'API key lacks the ingest:write scope, or the datasource is disabled'
+        else 'Values must be a non-empty JSON object of the datasource''s DataKeys'
+      end)
+      end
+      order by q.i
+    )
+    from unnest(v_requests) q
+  );
 end;
 $$;
 revoke all on function public.ingest_write_batch(jsonb) from public, anon, authenticated, service_role;

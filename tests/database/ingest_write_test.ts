@@ -161,6 +161,32 @@ Deno.test("ingest_write_batch: one commit for many requests, each request all-or
     rpm: 1,
     vibration: 2,
   }]]);
-  const [messages] = await db.sql`select count(*)::int as n from realtime.messages`;
-  assert.equal(messages!.n, 2, "one broadcast per stored request");
+  const messages = await db.sql`select topic, payload from realtime.messages`;
+  assert.equal(messages.length, 1, "one broadcast per datasource of the batch");
+  assert.equal(messages[0]!.topic, `datasource:${s.datasourceId}`);
+  assert.deepEqual(messages[0]!.payload.values, { temperature: 1, motor_stats: { rpm: 1, vibration: 2 } });
+});
+
+Deno.test("ingest_write_batch: within a batch the newest observation wins, then the later request", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const request = (value: number, observedAt?: string) => ({
+    datasource_id: s.datasourceId,
+    key_id: s.keyId,
+    values: { temperature: value },
+    ...(observedAt ? { observed_at: observedAt } : {}),
+  });
+  const [row] = await db.sql`select public.ingest_write_batch(${
+    db.sql.json([
+      request(1, "2026-01-01T00:00:02Z"),
+      request(2, "2026-01-01T00:00:01Z"),
+      request(3, "2026-01-01T00:00:02Z"),
+    ] as never)
+  }) as r`;
+  const superseded = row!.r.map((r: { result: { superseded: string[] } }) => r.result.superseded);
+  assert.deepEqual(superseded, [[], ["temperature"], []]);
+  const [latest] = await db.sql`select value from public.datasource_values where data_key = 'temperature'`;
+  assert.equal(latest!.value, 3);
+  const [history] = await db.sql`select count(*)::int as n from public.datasource_readings`;
+  assert.equal(history!.n, 3);
 });

@@ -9,6 +9,7 @@ Deno.test("defaults: postgres store from SUPABASE_DB_URL (preferred) or DATABASE
     databaseUrl: "postgres://a",
     poolSize: 10,
     statementTimeoutMs: 5000,
+    writeConcurrency: 2,
   });
   assert.equal(config.maxBodyBytes, 1048576);
   assert.equal(config.keyCacheTtlMs, 30000);

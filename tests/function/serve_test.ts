@@ -5,25 +5,7 @@
 import assert from "node:assert/strict";
 import { createTestDatabase } from "../support/database.ts";
 import { seedWorkspace } from "../support/seed.ts";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`the function did not listen on port ${port}`);
-}
+import { freePort, waitForPort } from "../../scripts/lib/net.ts";
 
 Deno.test("the documentation's cURL request against the served function returns 200 and stores the values", async () => {
   await using db = await createTestDatabase();

@@ -7,7 +7,7 @@
 
 /** Where the function stores values. */
 export type StoreConfig =
-  | { kind: "postgres"; databaseUrl: string; poolSize: number; statementTimeoutMs: number }
+  | { kind: "postgres"; databaseUrl: string; poolSize: number; statementTimeoutMs: number; writeConcurrency: number }
   | { kind: "supabase"; supabaseUrl: string; serviceRoleKey: string };
 
 /** Every setting of the function. */
@@ -63,6 +63,7 @@ function loadStoreConfig(env: Record<string, string | undefined>): StoreConfig {
     databaseUrl,
     poolSize: positiveInteger(env, "INGEST_DB_POOL_SIZE", 10),
     statementTimeoutMs: positiveInteger(env, "INGEST_DB_TIMEOUT_MS", 5_000),
+    writeConcurrency: positiveInteger(env, "INGEST_WRITE_CONCURRENCY", 2),
   };
 }
 

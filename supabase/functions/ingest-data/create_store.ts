@@ -15,5 +15,6 @@ export function createStore(config: StoreConfig): Store {
     : createPostgresStore(config.databaseUrl, {
       poolSize: config.poolSize,
       statementTimeoutMs: config.statementTimeoutMs,
+      writeConcurrency: config.writeConcurrency,
     });
 }

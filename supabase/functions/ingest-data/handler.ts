@@ -70,7 +70,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   }
 
   async function authenticate(request: Request): Promise<ResolvedKey> {
-    const keyHash = await hashApiKey(readApiKey(request.headers));
+    const keyHash = hashApiKey(readApiKey(request.headers));
     const key = await resolveKey(keyHash);
     if (!key) throw invalidApiKey();
     if (key.revoked) throw unauthorized("revoked_api_key", "API key revoked: create a new one on the datasource card");

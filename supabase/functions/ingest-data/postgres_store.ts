@@ -2,13 +2,14 @@
  * The store on postgres.js, talking SQL to the database directly (or through
  * Supabase's transaction pooler: `prepare: false`).
  *
- * Writes are group-committed: while `poolSize` batches are in flight, new
- * requests wait in a queue, and the next free connection takes up to
- * `maxBatch` of them in one `ingest_write_batch` call and one commit. Each
- * request is still all-or-nothing and answered only after its batch
- * committed. At low load a request goes alone, at once. Bounding in-flight
- * queries to the pool size also keeps them from piling up in postgres.js's
- * own queue, which slows down as it grows.
+ * Writes are group-committed: each datasource belongs to one of
+ * `writeConcurrency` lanes; while a lane's batch is in flight, its new
+ * requests queue, and the next batch takes up to `maxBatch` of them in one
+ * `ingest_write_batch` call and one commit. Each request is still
+ * all-or-nothing and answered only after its batch committed. At low load a
+ * request goes alone, at once. Bounding in-flight queries below the pool size
+ * also keeps them from piling up in postgres.js's own queue, which slows down
+ * as it grows.
  *
  * @module
  */
@@ -32,6 +33,8 @@ export interface PostgresStoreOptions {
   connectTimeoutS?: number;
   /** Most requests in one group commit (default 64). */
   maxBatch?: number;
+  /** Most write calls in flight at once (default: the pool size); the rest queue and coalesce. */
+  writeConcurrency?: number;
 }
 
 interface PendingWrite {
@@ -67,20 +70,29 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   });
 
   const maxBatch = options.maxBatch ?? 64;
-  const queue: PendingWrite[] = [];
-  let inFlight = 0;
+  // Writes go to lanes by datasource: one batch in flight per lane, so that
+  // concurrent batches never wait on each other's row locks (they touch
+  // different datasources) and PostgreSQL runs the lanes in parallel.
+  const lanes = Array.from(
+    { length: Math.min(options.writeConcurrency ?? options.poolSize, options.poolSize) },
+    () => ({ queue: [] as PendingWrite[], busy: false }),
+  );
 
-  function pump(): void {
-    while (queue.length > 0 && inFlight < options.poolSize) {
-      inFlight++;
-      writeBatch(queue.splice(0, maxBatch)).finally(() => {
-        inFlight--;
-        pump();
-      });
-    }
+  function laneOf(datasourceId: string) {
+    return lanes[parseInt(datasourceId.slice(-8), 16) % lanes.length]!;
+  }
+
+  function pump(lane: { queue: PendingWrite[]; busy: boolean }): void {
+    if (lane.busy || lane.queue.length === 0) return;
+    lane.busy = true;
+    writeBatch(lane.queue.splice(0, maxBatch)).finally(() => {
+      lane.busy = false;
+      pump(lane);
+    });
   }
 
   async function writeBatch(batch: PendingWrite[]): Promise<void> {
+    if (batch.length === 1) return writeOne(batch[0]!);
     let results: BatchItem[];
     try {
       const requests = batch.map(({ request }) => ({
@@ -103,6 +115,19 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     });
   }
 
+  /** A request alone goes through ingest_write, which costs less than a batch of one. */
+  async function writeOne({ request, resolve, reject }: PendingWrite): Promise<void> {
+    try {
+      const [row] = await sql`select public.ingest_write(
+        ${request.datasourceId}, ${request.keyId}, ${sql.json(request.values as postgres.JSONValue)},
+        ${request.observedAt ?? null}
+      ) as r`;
+      resolve(row!.r as WriteResult);
+    } catch (error) {
+      reject(toStoreError(error));
+    }
+  }
+
   return {
     async resolveKey(keyHash) {
       try {
@@ -113,9 +138,10 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       }
     },
     write(request) {
+      const lane = laneOf(request.datasourceId);
       return new Promise<WriteResult>((resolve, reject) => {
-        queue.push({ request, resolve, reject });
-        pump();
+        lane.queue.push({ request, resolve, reject });
+        pump(lane);
       });
     },
     async close() {
