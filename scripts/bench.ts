@@ -88,6 +88,9 @@ try {
 
   const results: Record<string, { endpoint: Figures; baseline: Figures; ratio: number; lost: number }> = {};
   for (const connections of CONNECTIONS) {
+    // Each phase starts from a vacuumed database, so that no phase pays for
+    // the autovacuum of the rows an earlier phase wrote.
+    await vacuum(sql);
     progress(`endpoint: wrk, ${connections} connections, ${DURATION_S}s`);
     const before = await readingsCount(sql);
     const cpuBefore = await cpuSeconds(fn.pid, server.dataDir);
@@ -99,6 +102,7 @@ try {
     endpoint.cpu_postgres_s = round(cpuAfter.pg - cpuBefore.pg);
     const lost = Math.max(0, endpoint.ok - stored);
 
+    await vacuum(sql);
     progress(`baseline: pgbench ingest_write(), ${connections} connections, ${DURATION_S}s`);
     const baseline = await pgbench(server.url, { connections, durationS: DURATION_S, script: pgbenchFile });
     results[String(connections)] = {
@@ -238,6 +242,12 @@ async function pgbench(
     non_2xx: failed,
     ok: latencies.length - failed,
   };
+}
+
+async function vacuum(sql: postgres.Sql): Promise<void> {
+  await sql`vacuum (analyze) public.datasource_values, public.datasource_readings, public.datasources,
+    public.datasource_api_keys, realtime.messages`;
+  await sql`checkpoint`;
 }
 
 async function readingsCount(sql: postgres.Sql): Promise<number> {
