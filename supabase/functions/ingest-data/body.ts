@@ -5,8 +5,12 @@
  */
 import { HttpError } from "./http_error.ts";
 
-/** Reads and parses the JSON body; 413 past `maxBytes` (checked while reading), 400 when it is not JSON. */
-export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+/**
+ * Reads and parses the JSON body: 413 past `maxBytes` (checked while reading),
+ * 400 when it is not JSON or nests deeper than `maxDepth` (checked before parsing).
+ */
+export async function readJsonBody(request: Request, limits: { maxBytes: number; maxDepth: number }): Promise<unknown> {
+  const { maxBytes, maxDepth } = limits;
   const declared = Number(request.headers.get("content-length"));
   if (declared > maxBytes) throw tooLarge(maxBytes);
   let text: string;
@@ -18,6 +22,11 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   }
   if (text.trim() === "") {
     throw new HttpError(400, "invalid_json", "Cannot parse payload: the body is empty; send a JSON object");
+  }
+  if (nestsDeeperThan(text, maxDepth)) {
+    throw new HttpError(400, "limit_exceeded", `Cannot parse payload: the JSON nests deeper than ${maxDepth} levels`, {
+      issues: [{ path: "", expected: `at most ${maxDepth} levels of nesting`, message: "the payload nests too deep" }],
+    });
   }
   try {
     return JSON.parse(text);
@@ -52,6 +61,23 @@ async function readText(request: Request, maxBytes: number): Promise<string> {
 }
 
 const DECODER = new TextDecoder("utf-8", { fatal: true });
+
+/** True when objects and arrays nest deeper than `maxDepth`, brackets inside strings aside. */
+function nestsDeeperThan(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return false;
+}
 
 function tooLarge(maxBytes: number): HttpError {
   return new HttpError(413, "payload_too_large", `Payload too large: the limit is ${maxBytes} bytes`);

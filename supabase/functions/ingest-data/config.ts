@@ -21,6 +21,30 @@ export interface Config {
   negativeCacheTtlMs: number;
   /** `Access-Control-Allow-Origin` (`INGEST_CORS_ORIGIN`, default `*`). */
   corsOrigin: string;
+  /** Limits on the payload's shape, each a 400 when exceeded. */
+  limits: PayloadLimits;
+  /** Default per-key token bucket; a key's own limits in the database win. */
+  rateLimit: RateLimitConfig;
+}
+
+/** Limits on a payload; see the README for the defaults. */
+export interface PayloadLimits {
+  /** DataKeys in one request (`INGEST_MAX_DATA_KEYS`, default 100). */
+  maxDataKeys: number;
+  /** Items in a chart's labels or values array (`INGEST_MAX_ARRAY_LENGTH`, default 10,000). */
+  maxArrayLength: number;
+  /** Characters in a string value or label (`INGEST_MAX_STRING_LENGTH`, default 4,096). */
+  maxStringLength: number;
+  /** Nesting depth of the JSON body (`INGEST_MAX_DEPTH`, default 16; valid payloads need 3). */
+  maxDepth: number;
+}
+
+/** A token bucket: `perSecond` tokens added each second, at most `burst` saved up. 0 disables it. */
+export interface RateLimitConfig {
+  /** `INGEST_RATE_LIMIT_PER_SECOND`, default 100. */
+  perSecond: number;
+  /** `INGEST_RATE_LIMIT_BURST`, default 200. */
+  burst: number;
 }
 
 /** A missing or malformed setting. */
@@ -39,6 +63,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     keyCacheTtlMs: positiveInteger(env, "INGEST_KEY_CACHE_TTL_MS", 30_000, { allowZero: true }),
     negativeCacheTtlMs: positiveInteger(env, "INGEST_NEGATIVE_CACHE_TTL_MS", 5_000, { allowZero: true }),
     corsOrigin: env.INGEST_CORS_ORIGIN?.trim() || "*",
+    limits: {
+      maxDataKeys: positiveInteger(env, "INGEST_MAX_DATA_KEYS", 100),
+      maxArrayLength: positiveInteger(env, "INGEST_MAX_ARRAY_LENGTH", 10_000),
+      maxStringLength: positiveInteger(env, "INGEST_MAX_STRING_LENGTH", 4_096),
+      maxDepth: positiveInteger(env, "INGEST_MAX_DEPTH", 16),
+    },
+    rateLimit: {
+      perSecond: positiveInteger(env, "INGEST_RATE_LIMIT_PER_SECOND", 100, { allowZero: true }),
+      burst: positiveInteger(env, "INGEST_RATE_LIMIT_BURST", 200),
+    },
   };
 }
 

@@ -10,6 +10,7 @@ import { buildExampleSchema } from "./example_schema.ts";
 import { errorResponse, HttpError } from "./http_error.ts";
 import { createKeyResolver } from "./key_resolver.ts";
 import { buildPayloadValidator, type PayloadValidator } from "./payload_schema.ts";
+import { createRateLimiter, type RateDecision } from "./rate_limiter.ts";
 import { type ResolvedKey, type Store, StoreError } from "./store.ts";
 
 /** One structured log line; never holds a key or payload values. */
@@ -50,11 +51,13 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     now,
   });
   const validators = new Map<string, PayloadValidator>();
+  const takeToken = createRateLimiter({ now });
   const cors = {
     "Access-Control-Allow-Origin": config.corsOrigin,
     "Access-Control-Allow-Headers": "authorization, x-api-key, content-type, x-client-info, apikey",
     "Access-Control-Allow-Methods": ALLOW,
-    "Access-Control-Expose-Headers": "X-Request-Id, Retry-After",
+    "Access-Control-Expose-Headers":
+      "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset",
     "Access-Control-Max-Age": "86400",
   };
 
@@ -63,7 +66,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     let validator = validators.get(id);
     if (!validator) {
       if (validators.size >= 10_000) validators.delete(validators.keys().next().value!);
-      validator = buildPayloadValidator(key.widgets);
+      validator = buildPayloadValidator(key.widgets, config.limits);
       validators.set(id, validator);
     }
     return validator;
@@ -86,7 +89,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     }
     if (!key.enabled) throw new HttpError(403, "datasource_disabled", "Forbidden: this datasource is disabled");
     const observedAt = readObservedAt(new URL(request.url), now());
-    const values = validatorFor(key).validate(await readJsonBody(request, config.maxBodyBytes));
+    const body = await readJsonBody(request, { maxBytes: config.maxBodyBytes, maxDepth: config.limits.maxDepth });
+    const values = validatorFor(key).validate(body);
     const result = await store.write({ datasourceId: key.datasource_id, keyId: key.key_id, values, observedAt });
     return json(200, { ok: true, datasource_id: key.datasource_id, ...result });
   }
@@ -96,6 +100,19 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       throw new HttpError(403, "insufficient_scope", "Forbidden: this API key lacks ingest:read");
     }
     return json(200, buildExampleSchema(key, validatorFor(key)));
+  }
+
+  /** Takes a token from the key's bucket; 429 with Retry-After when it is empty. */
+  function limitRate(key: ResolvedKey): RateDecision | undefined {
+    const perSecond = key.rate_limit?.per_second ?? config.rateLimit.perSecond;
+    if (perSecond <= 0) return undefined;
+    const decision = takeToken(key.key_id, { perSecond, burst: key.rate_limit?.burst ?? config.rateLimit.burst });
+    if (!decision.allowed) {
+      throw new HttpError(429, "rate_limited", `Too many requests: this key may send ${perSecond} a second`, {
+        headers: { "Retry-After": String(decision.retryAfterS), ...rateHeaders(decision) },
+      });
+    }
+    return decision;
   }
 
   function json(status: number, body: unknown): Response {
@@ -121,7 +138,9 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         });
       } else {
         key = await authenticate(request);
+        const rate = limitRate(key);
         response = request.method === "GET" ? example(key) : await ingest(request, key);
+        if (rate) { for (const [name, value] of Object.entries(rateHeaders(rate))) response.headers.set(name, value); }
       }
     } catch (error) {
       failure = toHttpError(error);
@@ -139,6 +158,14 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       ...(internal ? { error: internal } : {}),
     });
     return response;
+  };
+}
+
+function rateHeaders(decision: RateDecision): Record<string, string> {
+  return {
+    "X-RateLimit-Limit": String(decision.limit),
+    "X-RateLimit-Remaining": String(decision.remaining),
+    "X-RateLimit-Reset": String(decision.resetS),
   };
 }
 

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { HttpError, type PayloadIssue } from "./http_error.ts";
+import type { PayloadLimits } from "./config.ts";
 import type { Widget } from "./store.ts";
 
 /** A compiled validator for one datasource configuration. */
@@ -18,11 +19,22 @@ export interface PayloadValidator {
   validate(payload: unknown): Record<string, unknown>;
 }
 
+/** Generous limits, for callers that do not configure their own. */
+export const DEFAULT_LIMITS: PayloadLimits = {
+  maxDataKeys: 100,
+  maxArrayLength: 10_000,
+  maxStringLength: 4_096,
+  maxDepth: 16,
+};
+
 /** Builds the validator of a datasource from its widgets. */
-export function buildPayloadValidator(widgets: readonly Widget[]): PayloadValidator {
+export function buildPayloadValidator(
+  widgets: readonly Widget[],
+  limits: PayloadLimits = DEFAULT_LIMITS,
+): PayloadValidator {
   const byKey = new Map<string, z.ZodType>();
   for (const widget of widgets) {
-    const schema = widgetSchema(widget);
+    const schema = widgetSchema(widget, limits);
     const previous = byKey.get(widget.data_key);
     // Several widgets on one DataKey: the value must satisfy all of them.
     byKey.set(widget.data_key, previous ? z.intersection(previous, schema) : schema);
@@ -38,6 +50,9 @@ export function buildPayloadValidator(widgets: readonly Widget[]): PayloadValida
     schema,
     dataKeys,
     validate(payload) {
+      if (isObject(payload) && Object.keys(payload).length > limits.maxDataKeys) {
+        throw limitExceeded("", `at most ${limits.maxDataKeys} DataKeys per request`);
+      }
       const result = schema.safeParse(payload);
       if (result.success) return payload as Record<string, unknown>;
       const issues = toPayloadIssues(result.error.issues, dataKeys);
@@ -48,8 +63,9 @@ export function buildPayloadValidator(widgets: readonly Widget[]): PayloadValida
 }
 
 /** The schema of one widget's value. */
-function widgetSchema(widget: Widget): z.ZodType {
+function widgetSchema(widget: Widget, limits: PayloadLimits): z.ZodType {
   const settings = widget.settings as Record<string, string>;
+  const scalar = () => withMaxLength(z.union([z.number(), z.string()], expecting("a number or a string")), limits);
   switch (widget.widget_type) {
     case "SingleData":
       return scalar();
@@ -65,10 +81,11 @@ function widgetSchema(widget: Widget): z.ZodType {
       const { labelsKey: labels, valuesKey: values } = settings;
       return z.strictObject({
         [labels!]: z.array(
-          z.union([z.string(), z.number()], expecting("a string or a number")),
+          withMaxLength(z.union([z.string(), z.number()], expecting("a string or a number")), limits),
           expecting("an array of labels"),
-        ),
-        [values!]: z.array(z.number(expecting("a finite number")), expecting("an array of numbers")),
+        ).max(limits.maxArrayLength, { error: `must be at most ${limits.maxArrayLength} items` }),
+        [values!]: z.array(z.number(expecting("a finite number")), expecting("an array of numbers"))
+          .max(limits.maxArrayLength, { error: `must be at most ${limits.maxArrayLength} items` }),
       }, expecting(`an object with "${labels}" and "${values}" arrays`)).superRefine((chart, ctx) => {
         const labelCount = (chart[labels!] as unknown[]).length;
         if ((chart[values!] as unknown[]).length !== labelCount) {
@@ -83,8 +100,22 @@ function widgetSchema(widget: Widget): z.ZodType {
   }
 }
 
-function scalar(): z.ZodType {
-  return z.union([z.number(), z.string()], expecting("a number or a string"));
+/** Refuses strings longer than the limit (numbers pass). */
+function withMaxLength(schema: z.ZodType, limits: PayloadLimits): z.ZodType {
+  return schema.refine((value) => typeof value !== "string" || value.length <= limits.maxStringLength, {
+    error: `must be at most ${limits.maxStringLength} characters`,
+  });
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function limitExceeded(path: string, expected: string): HttpError {
+  const message = `${path ? `"${path}"` : "the payload"} must have ${expected}`;
+  return new HttpError(400, "limit_exceeded", `Cannot parse payload: ${message}`, {
+    issues: [{ path, expected, message }],
+  });
 }
 
 /** A zod error option saying what was expected, or that it is missing. */

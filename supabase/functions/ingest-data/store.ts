@@ -21,6 +21,8 @@ export interface ResolvedKey {
   scopes: string[];
   expires_at: string | null;
   revoked: boolean;
+  /** The key's own limits; null fields fall back to the function's defaults. */
+  rate_limit?: { per_second: number | null; burst: number | null };
   datasource_id: string;
   datasource_name: string;
   enabled: boolean;
