@@ -50,8 +50,11 @@ export function buildPayloadValidator(
     schema,
     dataKeys,
     validate(payload) {
-      if (isObject(payload) && Object.keys(payload).length > limits.maxDataKeys) {
-        throw limitExceeded("", `at most ${limits.maxDataKeys} DataKeys per request`);
+      if (isObject(payload)) {
+        if (Object.keys(payload).length > limits.maxDataKeys) {
+          throw limitExceeded("", `at most ${limits.maxDataKeys} DataKeys per request`);
+        }
+        detachPrototypes(payload);
       }
       const result = schema.safeParse(payload);
       if (result.success) return payload as Record<string, unknown>;
@@ -100,11 +103,31 @@ function widgetSchema(widget: Widget, limits: PayloadLimits): z.ZodType {
   }
 }
 
-/** Refuses strings longer than the limit (numbers pass). */
+/**
+ * Refuses strings longer than the limit, and strings PostgreSQL cannot store
+ * in jsonb: a NUL character or half of a surrogate pair. Numbers pass.
+ */
 function withMaxLength(schema: z.ZodType, limits: PayloadLimits): z.ZodType {
-  return schema.refine((value) => typeof value !== "string" || value.length <= limits.maxStringLength, {
-    error: `must be at most ${limits.maxStringLength} characters`,
-  });
+  return schema
+    .refine((value) => typeof value !== "string" || value.length <= limits.maxStringLength, {
+      error: `must be at most ${limits.maxStringLength} characters`,
+    })
+    .refine((value) => typeof value !== "string" || (value.isWellFormed() && !value.includes("\0")), {
+      error: "must be text without NUL characters or unpaired surrogates",
+    });
+}
+
+/**
+ * Gives the payload and its nested objects a null prototype, so that a
+ * DataKey or sub-key named like an Object.prototype member (`constructor`,
+ * `toString`) reads as absent when absent, not as the inherited function.
+ */
+function detachPrototypes(payload: Record<string, unknown>): void {
+  Object.setPrototypeOf(payload, null);
+  for (const key in payload) {
+    const value = payload[key];
+    if (isObject(value)) Object.setPrototypeOf(value, null);
+  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
