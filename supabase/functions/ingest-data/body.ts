@@ -31,7 +31,9 @@ export async function readJsonBody(request: Request, limits: { maxBytes: number;
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new HttpError(400, "invalid_json", `Cannot parse payload: invalid JSON (${(error as Error).message})`);
+    // V8 quotes part of the input in its message; keep the reason and position only.
+    const reason = (error as Error).message.replace(/, "[\s\S]*" is not valid JSON$/, "").replace(/"[\s\S]*"/g, "…");
+    throw new HttpError(400, "invalid_json", `Cannot parse payload: invalid JSON (${reason})`);
   }
 }
 

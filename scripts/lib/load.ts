@@ -1,0 +1,184 @@
+/**
+ * What the benchmark, fault and soak scripts share: a durable PostgreSQL with
+ * seeded datasources, the function served as deployed, wrk, and /proc readings.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import { applyMigrations, applyPlatformFixture } from "./migrate.ts";
+import { freePort, waitForPort } from "./net.ts";
+import { type PostgresServer, startPostgres } from "./postgres_server.ts";
+import { createApiKey, createDatasource, createWorkspace } from "./provisioning.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** The documentation's combined payload. */
+export const COMBINED_PAYLOAD = JSON.stringify({
+  temperature: 42.5,
+  motor_stats: { rpm: 1500, vibration: 0.75 },
+  production_output: { machines: ["Machine A", "Machine B", "Machine C"], units_per_hour: [112, 124, 98] },
+});
+
+/** A seeded datasource's ids and plaintext key. */
+export interface SeededKey {
+  datasourceId: string;
+  keyId: string;
+  apiKey: string;
+}
+
+/**
+ * PostgreSQL with default durability (fsync, synchronous_commit, full_page_writes
+ * on), checkpoints spaced as on a tuned server, migrated.
+ */
+export async function startDurablePostgres(): Promise<{ server: PostgresServer; sql: postgres.Sql }> {
+  const server = await startPostgres({
+    durable: true,
+    settings: { max_connections: "300", shared_buffers: "256MB", max_wal_size: "8GB", checkpoint_timeout: "30min" },
+  });
+  const sql = postgres(server.url, { max: 4, onnotice: () => {} });
+  await applyPlatformFixture(sql);
+  await applyMigrations(sql);
+  return { server, sql };
+}
+
+/** Creates `count` datasources with the documentation's widgets and a key each. */
+export async function seedDatasources(sql: postgres.Sql, count: number): Promise<SeededKey[]> {
+  const workspaceId = await createWorkspace(sql, "Load");
+  const keys: SeededKey[] = [];
+  for (let i = 0; i < count; i++) {
+    const datasourceId = await createDatasource(sql, workspaceId, { name: `Line ${i + 1}` });
+    keys.push({ datasourceId, ...await createApiKey(sql, datasourceId, { name: "load" }) });
+  }
+  return keys;
+}
+
+/** The function served from index.ts as deployed; INGEST_* settings of this shell are passed on. */
+export async function startFunction(databaseUrl: string): Promise<{ url: string; process: Deno.ChildProcess }> {
+  const port = freePort();
+  const ingestEnv = Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => k.startsWith("INGEST_")));
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "supabase/functions/ingest-data/index.ts"],
+    cwd: ROOT,
+    env: { ...ingestEnv, DATABASE_URL: databaseUrl, PORT: String(port) },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  await waitForPort(port);
+  return { url: `http://127.0.0.1:${port}/functions/v1/ingest-data`, process };
+}
+
+/** What one wrk run measured. */
+export interface WrkFigures {
+  requests_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  /** Non-2xx responses plus socket errors. */
+  non_2xx: number;
+  /** 2xx responses. */
+  ok: number;
+}
+
+/** Runs wrk with the combined payload spread over `keys`. */
+export async function wrk(
+  url: string,
+  options: { keys: SeededKey[]; connections: number; durationS: number },
+): Promise<WrkFigures> {
+  const keysFile = await Deno.makeTempFile({ suffix: ".lua" });
+  await Deno.writeTextFile(keysFile, `return {\n${options.keys.map((k) => `  "${k.apiKey}",`).join("\n")}\n}\n`);
+  const out = await run("wrk", [
+    "-t2",
+    `-c${options.connections}`,
+    `-d${options.durationS}s`,
+    "--latency",
+    "--timeout",
+    "10s",
+    "-s",
+    `${ROOT}scripts/bench/ingest.lua`,
+    url,
+  ], { BENCH_KEYS_FILE: keysFile, BENCH_BODY: COMBINED_PAYLOAD });
+  await Deno.remove(keysFile);
+  const total = Number(out.match(/(\d+) requests in/)?.[1] ?? 0);
+  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
+  const errors = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  const socketErrors = errors ? errors.slice(1).map(Number).reduce((a, b) => a + b, 0) : 0;
+  return {
+    requests_per_s: round(Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? 0)),
+    p50_ms: milliseconds(out.match(/50%\s+([\d.]+\w+)/)?.[1]),
+    p99_ms: milliseconds(out.match(/99%\s+([\d.]+\w+)/)?.[1]),
+    non_2xx: non2xx + socketErrors,
+    ok: total - non2xx,
+  };
+}
+
+/** Rows in datasource_readings. */
+export async function readingsCount(sql: postgres.Sql): Promise<number> {
+  const [row] = await sql`select count(*)::int as n from public.datasource_readings`;
+  return row!.n;
+}
+
+/** Resident memory of a process, in MiB. */
+export function residentMiB(pid: number): number {
+  const kib = Number(Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/)?.[1] ?? 0);
+  return round(kib / 1024);
+}
+
+/** CPU seconds used so far by a process and its reaped children. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).replace(/^.*\) /, "").split(" ");
+    // utime, stime, cutime, cstime: fields 14-17 of stat, 11-14 once pid and comm are dropped.
+    return fields.slice(11, 15).map(Number).reduce((a, b) => a + b, 0) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used so far by every process of the PostgreSQL server in `dataDir`. */
+export function postgresCpuSeconds(dataDir: string): number {
+  const postmaster = Number(Deno.readTextFileSync(`${dataDir}/data/postmaster.pid`).split("\n")[0]);
+  let total = cpuSeconds(postmaster);
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const ppid = Number(Deno.readTextFileSync(`/proc/${entry.name}/stat`).replace(/^.*\) /, "").split(" ")[1]);
+      if (ppid === postmaster) total += cpuSeconds(Number(entry.name));
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return total;
+}
+
+/** Runs a command and returns its output; throws with the output when it fails. */
+export async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd} failed:\n${text}`);
+  return text;
+}
+
+/** Throws a clear error when a command is not installed. */
+export async function requireTool(tool: string, debianPackage: string): Promise<void> {
+  try {
+    await new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" }).output();
+  } catch {
+    throw new Error(`${tool} is not installed (Debian: apt-get install ${debianPackage})`);
+  }
+}
+
+/** A progress line on stderr. */
+export function progress(script: string, message: string): void {
+  console.error(`[${script} ${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+/** Rounds to two decimals. */
+export function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+function milliseconds(text: string | undefined): number {
+  const match = text?.match(/^([\d.]+)(us|ms|s)$/);
+  if (!match) return NaN;
+  const value = Number(match[1]);
+  return round(match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value);
+}
