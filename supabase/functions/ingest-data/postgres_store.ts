@@ -64,6 +64,11 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     max: options.poolSize,
     prepare: false,
     connect_timeout: options.connectTimeoutS ?? 5,
+    // postgres.js waits up to 20 s between reconnection attempts after a few
+    // failures, which keeps requests hanging long after the database is back.
+    // Retry within half a second: during an outage each request fails (503)
+    // quickly, and the first request after recovery gets through.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
     idle_timeout: 60,
     onnotice: () => {},
     connection: { application_name: "ingest-data", statement_timeout: options.statementTimeoutMs },

@@ -1,0 +1,122 @@
+/**
+ * `deno task fault`: stops PostgreSQL under load for a few seconds and starts
+ * it again. Every request carries a sequence number as its value; afterwards
+ * every 200 must be in datasource_readings, every failure must be a 503 with
+ * Retry-After, and the function must serve 200s again without a restart.
+ * Prints the counts, saves them to .bench/fault.json, exits 1 on a broken promise.
+ *
+ * Options: --seconds=20 --down-at=5 --down-for=4 --connections=16
+ */
+import { progress, seedDatasources, startDurablePostgres, startFunction } from "./lib/load.ts";
+
+const args = Object.fromEntries(
+  Deno.args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=", 2) as [string, string]),
+);
+const SECONDS = Number(args.seconds ?? 20);
+const DOWN_AT_S = Number(args["down-at"] ?? 5);
+const DOWN_FOR_S = Number(args["down-for"] ?? 4);
+const CONNECTIONS = Number(args.connections ?? 16);
+
+interface Outcome {
+  seq: number;
+  status: number; // 0: no HTTP response
+  retryAfter: string | null;
+  sentAt: number;
+}
+
+const { server, sql } = await startDurablePostgres();
+let fn: Deno.ChildProcess | undefined;
+try {
+  const keys = await seedDatasources(sql, 20);
+  const started = await startFunction(server.url);
+  fn = started.process;
+  const t0 = performance.now();
+  const elapsed = () => (performance.now() - t0) / 1000;
+  let seq = 0;
+  const outcomes: Outcome[] = [];
+  let restartedAt = Infinity;
+
+  async function worker(): Promise<void> {
+    while (elapsed() < SECONDS) {
+      const n = ++seq;
+      const key = keys[n % keys.length]!;
+      const sentAt = elapsed();
+      try {
+        const res = await fetch(started.url, {
+          method: "POST",
+          headers: { "X-API-Key": key.apiKey, "Content-Type": "application/json" },
+          body: JSON.stringify({ temperature: n }),
+        });
+        await res.body?.cancel();
+        outcomes.push({ seq: n, status: res.status, retryAfter: res.headers.get("Retry-After"), sentAt });
+        if (res.status !== 200) await new Promise((r) => setTimeout(r, 100));
+      } catch {
+        outcomes.push({ seq: n, status: 0, retryAfter: null, sentAt });
+      }
+    }
+  }
+
+  async function fault(): Promise<void> {
+    await new Promise((r) => setTimeout(r, DOWN_AT_S * 1000));
+    progress("fault", `stopping PostgreSQL at ${elapsed().toFixed(1)}s`);
+    await server.stop({ keepFiles: true });
+    await new Promise((r) => setTimeout(r, DOWN_FOR_S * 1000));
+    await server.start();
+    restartedAt = elapsed();
+    progress("fault", `PostgreSQL started again at ${restartedAt.toFixed(1)}s`);
+  }
+
+  progress(
+    "fault",
+    `${CONNECTIONS} connections for ${SECONDS}s; PostgreSQL down from ${DOWN_AT_S}s for ${DOWN_FOR_S}s`,
+  );
+  await Promise.all([fault(), ...Array.from({ length: CONNECTIONS }, worker)]);
+
+  const rows =
+    await sql`select (value::text)::bigint as seq from public.datasource_readings where data_key = 'temperature'`;
+  const stored = new Set(rows.map((r) => Number(r.seq)));
+  const ok = outcomes.filter((o) => o.status === 200);
+  const unavailable = outcomes.filter((o) => o.status === 503);
+  const lost = ok.filter((o) => !stored.has(o.seq)).length;
+  const badFailures = outcomes.filter((o) => o.status !== 200 && !(o.status === 503 && o.retryAfter)).length;
+  const storedAfter503 = unavailable.filter((o) => stored.has(o.seq)).length;
+  const okAfterRestart = ok.filter((o) => o.sentAt > restartedAt).length;
+  const report = {
+    requests: outcomes.length,
+    ok: ok.length,
+    unavailable_503: unavailable.length,
+    other_failures: badFailures,
+    lost,
+    stored_after_503: storedAfter503,
+    ok_after_restart: okAfterRestart,
+    down_from_s: DOWN_AT_S,
+    down_for_s: DOWN_FOR_S,
+    at: new Date().toISOString(),
+  };
+  await Deno.mkdir(new URL("../.bench/", import.meta.url), { recursive: true });
+  await Deno.writeTextFile(new URL("../.bench/fault.json", import.meta.url), JSON.stringify(report, null, 2));
+  console.log(`\nFault run: PostgreSQL stopped for ${DOWN_FOR_S}s under ${CONNECTIONS} connections`);
+  console.log(`  requests: ${report.requests}; 200: ${report.ok}; 503 with Retry-After: ${report.unavailable_503}`);
+  console.log(
+    `  other failures: ${badFailures}; 200 not stored (lost): ${lost}; 200s after the restart: ${okAfterRestart}`,
+  );
+  console.log(
+    `  503 whose value was stored anyway (commit acknowledged by the server, connection lost): ${storedAfter503}`,
+  );
+  const perSecond = new Map<number, Record<number, number>>();
+  for (const o of outcomes) {
+    const second = Math.floor(o.sentAt);
+    const counts = perSecond.get(second) ?? {};
+    counts[o.status] = (counts[o.status] ?? 0) + 1;
+    perSecond.set(second, counts);
+  }
+  console.log(`  statuses by second sent: ${[...perSecond].map(([s, c]) => `${s}s ${JSON.stringify(c)}`).join(", ")}`);
+  const passed = lost === 0 && badFailures === 0 && okAfterRestart > 0 && unavailable.length > 0;
+  console.log(passed ? "PASS" : "FAIL");
+  if (!passed) Deno.exitCode = 1;
+} finally {
+  fn?.kill("SIGTERM");
+  await fn?.status;
+  await sql.end({ timeout: 1 }).catch(() => {});
+  await server.stop();
+}
