@@ -45,3 +45,21 @@ Deno.test("a missing or malformed setting is a ConfigError naming it", () => {
     );
   }
 });
+
+Deno.test("payload limits and the rate limit have defaults and can be set", () => {
+  const defaults = loadConfig({ DATABASE_URL: "x" });
+  assert.deepEqual(defaults.limits, { maxDataKeys: 100, maxArrayLength: 10000, maxStringLength: 4096, maxDepth: 16 });
+  assert.deepEqual(defaults.rateLimit, { perSecond: 100, burst: 200 });
+  const set = loadConfig({
+    DATABASE_URL: "x",
+    INGEST_MAX_DATA_KEYS: "5",
+    INGEST_RATE_LIMIT_PER_SECOND: "0",
+    INGEST_RATE_LIMIT_BURST: "9",
+  });
+  assert.equal(set.limits.maxDataKeys, 5);
+  assert.deepEqual(set.rateLimit, { perSecond: 0, burst: 9 });
+  assert.throws(
+    () => loadConfig({ DATABASE_URL: "x", INGEST_MAX_DEPTH: "deep" }),
+    /INGEST_MAX_DEPTH must be a positive integer/,
+  );
+});
