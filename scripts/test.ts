@@ -16,6 +16,11 @@ const TEMPLATE = "ingest_template";
 const server = Deno.env.get("DATABASE_URL") ? null : await startPostgres();
 const adminUrl = Deno.env.get("DATABASE_URL") ?? server!.url;
 let code = 1;
+// Ctrl-C: stop the server before leaving, as on any other exit.
+Deno.addSignalListener("SIGINT", async () => {
+  await server?.stop();
+  Deno.exit(130);
+});
 try {
   console.error(server ? `PostgreSQL started on port ${server.port}` : "Using DATABASE_URL");
   await buildTemplate(adminUrl);

@@ -13,22 +13,34 @@ create table public.datasource_api_keys (
   created_at timestamptz not null default now(),
   expires_at timestamptz,
   revoked_at timestamptz,
-  last_used_at timestamptz
+  last_used_at timestamptz,
+  -- The key's own rate limit; null keeps the function's default (INGEST_RATE_LIMIT_*).
+  rate_limit_per_second integer check (rate_limit_per_second > 0),
+  rate_limit_burst integer check (rate_limit_burst > 0)
 );
 create index datasource_api_keys_datasource_id_idx on public.datasource_api_keys (datasource_id);
 
 alter table public.datasource_api_keys enable row level security;
 
 -- Everything but key_hash is readable; keys are only created and revoked
--- through the functions below, never written directly.
+-- through the functions below, never written directly, except their rate limits.
 revoke all on table public.datasource_api_keys from anon, authenticated, service_role;
-grant select (id, datasource_id, name, prefix, scopes, created_at, expires_at, revoked_at, last_used_at)
-  on table public.datasource_api_keys to authenticated, service_role;
+grant select (
+  id, datasource_id, name, prefix, scopes, created_at, expires_at, revoked_at, last_used_at,
+  rate_limit_per_second, rate_limit_burst
+) on table public.datasource_api_keys to authenticated, service_role;
+grant update (rate_limit_per_second, rate_limit_burst) on table public.datasource_api_keys to authenticated;
 
 -- Members see their datasources' keys (never their hashes).
 create policy datasource_api_keys_select_members on public.datasource_api_keys
 for select to authenticated
 using (private.has_datasource_role(datasource_id, array['owner', 'editor', 'viewer']));
+
+-- Owners and editors tune the rate limits of their datasources' keys.
+create policy datasource_api_keys_update_editors on public.datasource_api_keys
+for update to authenticated
+using (private.has_datasource_role(datasource_id, array['owner', 'editor']))
+with check (private.has_datasource_role(datasource_id, array['owner', 'editor']));
 
 -- True when the caller may manage keys of the datasource: an owner or editor
 -- of its workspace, or the service role (local administration scripts).

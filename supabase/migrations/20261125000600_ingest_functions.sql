@@ -1,9 +1,9 @@
 -- The two calls the ingest-data Edge Function makes. Only service_role (the
 -- function's own credentials) may execute them.
 
--- Everything the function needs to authenticate a key and validate a payload,
--- in one round trip: the key's state, its datasource and that datasource's
--- widgets. Null when no key has this SHA-256 (hex).
+-- Everything the function needs to authenticate a key, rate-limit it and
+-- validate a payload, in one round trip: the key's state and limits, its
+-- datasource and that datasource's widgets. Null when no key has this SHA-256 (hex).
 create function public.ingest_resolve_key(p_key_hash text)
 returns jsonb
 language sql
@@ -16,6 +16,7 @@ as $$
     'scopes', to_jsonb(k.scopes),
     'expires_at', k.expires_at,
     'revoked', k.revoked_at is not null,
+    'rate_limit', jsonb_build_object('per_second', k.rate_limit_per_second, 'burst', k.rate_limit_burst),
     'datasource_id', d.id,
     'datasource_name', d.name,
     'enabled', d.enabled,

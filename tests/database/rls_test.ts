@@ -195,3 +195,23 @@ Deno.test("the service role creates workspaces, datasources and widgets (local a
   const widgets = await db.sql`select data_key from public.widgets where datasource_id = ${id} order by data_key`;
   assert.deepEqual(widgets.map((w) => w.data_key), ["motor_stats", "production_output", "temperature"]);
 });
+
+Deno.test("owners and editors set a key's rate limit; viewers and outsiders cannot; nothing else of a key is writable", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const expected = { owner: 1, editor: 1, viewer: 0, outsider: 0, anon: "42501" };
+  for (const [who, actor] of Object.entries(actors(s))) {
+    const updated = await asRole(
+      db.sql,
+      actor,
+      (tx) => tx`update public.datasource_api_keys set rate_limit_per_second = 5 where id = ${s.keyId}`,
+    )
+      .then((r) => r.count, (e) => e.code);
+    assert.equal(updated, expected[who as keyof typeof expected], `${who} setting a rate limit`);
+  }
+  const owner = { role: "authenticated", userId: s.owner } as const;
+  assert.equal(
+    await sqlState(asRole(db.sql, owner, (tx) => tx`update public.datasource_api_keys set scopes = '{ingest:read}'`)),
+    "42501",
+  );
+});
