@@ -12,6 +12,7 @@
  * 4. Every 200 must be in datasource_readings (exit 1 otherwise).
  *
  * Options: --duration=15 --connections=16,64 --datasources=100 --warmup=5
+ *          --parallel (serve the function with `deno serve --parallel`: one copy per core)
  */
 import postgres from "postgres";
 import {
@@ -37,6 +38,7 @@ const DURATION_S = Number(args.duration ?? 15);
 const CONNECTIONS = (args.connections ?? "16,64").split(",").map(Number);
 const DATASOURCES = Number(args.datasources ?? 100);
 const WARMUP_S = Number(args.warmup ?? 5);
+const PARALLEL = "parallel" in args;
 const OUT_DIR = new URL("../.bench/", import.meta.url).pathname;
 
 interface Figures extends WrkFigures {
@@ -70,7 +72,7 @@ try {
       `select public.ingest_write(b.datasource_id, b.key_id, '${COMBINED_PAYLOAD}'::jsonb) from bench.keys b where b.k = :k;\n`,
   );
 
-  const started = await startFunction(server.url);
+  const started = await startFunction(server.url, { parallel: PARALLEL });
   fn = started.process;
   progress("bench", `warming up for ${WARMUP_S}s`);
   await wrk(started.url, { keys, connections: 16, durationS: WARMUP_S });
@@ -100,7 +102,9 @@ try {
     };
   }
 
-  const machine = `${navigator.hardwareConcurrency} cores, ${Deno.build.os}, Deno ${Deno.version.deno}`;
+  const machine = `${navigator.hardwareConcurrency} cores, ${Deno.build.os}, Deno ${Deno.version.deno}${
+    PARALLEL ? ", deno serve --parallel" : ""
+  }`;
   const report = { machine, duration_s: DURATION_S, datasources: DATASOURCES, results, at: new Date().toISOString() };
   await Deno.writeTextFile(`${OUT_DIR}results.json`, JSON.stringify(report, null, 2));
   printReport(machine, results);

@@ -52,12 +52,21 @@ export async function seedDatasources(sql: postgres.Sql, count: number): Promise
   return keys;
 }
 
-/** The function served from index.ts as deployed; INGEST_* settings of this shell are passed on. */
-export async function startFunction(databaseUrl: string): Promise<{ url: string; process: Deno.ChildProcess }> {
+/**
+ * The function served from index.ts as deployed, or with `parallel` one copy
+ * per core under `deno serve --parallel`; INGEST_* settings of this shell are passed on.
+ */
+export async function startFunction(
+  databaseUrl: string,
+  options: { parallel?: boolean } = {},
+): Promise<{ url: string; process: Deno.ChildProcess }> {
   const port = freePort();
   const ingestEnv = Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => k.startsWith("INGEST_")));
+  const args = options.parallel
+    ? ["serve", "--parallel", "--allow-net", "--allow-env", "--port", String(port), "scripts/bench/parallel_entry.ts"]
+    : ["run", "--allow-net", "--allow-env", "supabase/functions/ingest-data/index.ts"];
   const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "supabase/functions/ingest-data/index.ts"],
+    args,
     cwd: ROOT,
     env: { ...ingestEnv, DATABASE_URL: databaseUrl, PORT: String(port) },
     stdout: "null",
