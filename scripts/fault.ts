@@ -37,7 +37,7 @@ try {
   const outcomes: Outcome[] = [];
   let restartedAt = Infinity;
 
-  async function worker(): Promise<void> {
+  const worker = async (): Promise<void> => {
     while (elapsed() < SECONDS) {
       const n = ++seq;
       const key = keys[n % keys.length]!;
@@ -55,9 +55,9 @@ try {
         outcomes.push({ seq: n, status: 0, retryAfter: null, sentAt });
       }
     }
-  }
+  };
 
-  async function fault(): Promise<void> {
+  const fault = async (): Promise<void> => {
     await new Promise((r) => setTimeout(r, DOWN_AT_S * 1000));
     progress("fault", `stopping PostgreSQL at ${elapsed().toFixed(1)}s`);
     await server.stop({ keepFiles: true });
@@ -65,7 +65,7 @@ try {
     await server.start();
     restartedAt = elapsed();
     progress("fault", `PostgreSQL started again at ${restartedAt.toFixed(1)}s`);
-  }
+  };
 
   progress(
     "fault",
