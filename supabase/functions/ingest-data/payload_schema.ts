@@ -40,6 +40,10 @@ export function buildPayloadValidator(
     byKey.set(widget.data_key, previous ? z.intersection(previous, schema) : schema);
   }
   const dataKeys = [...byKey.keys()].sort();
+  // Only names like `constructor` or `toString` need null-prototype payloads (see detachPrototypes).
+  const shadowsPrototype = widgets.some((w) =>
+    [w.data_key, ...Object.values(w.settings)].some((name) => typeof name === "string" && name in Object.prototype)
+  );
   const shape = Object.fromEntries(dataKeys.map((key) => [key, byKey.get(key)!.optional()]));
   const schema = z.strictObject(shape, expecting("a JSON object")).refine(
     (payload) => Object.keys(payload).length > 0,
@@ -54,7 +58,7 @@ export function buildPayloadValidator(
         if (Object.keys(payload).length > limits.maxDataKeys) {
           throw limitExceeded("", `at most ${limits.maxDataKeys} DataKeys per request`);
         }
-        detachPrototypes(payload);
+        if (shadowsPrototype) detachPrototypes(payload);
       }
       const result = schema.safeParse(payload);
       if (result.success) return payload as Record<string, unknown>;
