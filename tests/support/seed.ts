@@ -5,7 +5,13 @@
  * @module
  */
 import type { Sql, TransactionSql } from "postgres";
-import { createApiKey, createDatasource, DOC_WIDGETS, type WidgetSpec } from "../../scripts/lib/provisioning.ts";
+import {
+  createApiKey,
+  createDatasource,
+  createWorkspace,
+  DOC_WIDGETS,
+  type WidgetSpec,
+} from "../../scripts/lib/provisioning.ts";
 
 export { DOC_WIDGETS, type WidgetSpec };
 
@@ -28,8 +34,7 @@ export async function seedWorkspace(
   options: { widgets?: readonly WidgetSpec[]; keepHistory?: boolean; scopes?: string[] } = {},
 ): Promise<Seeded> {
   const [owner, editor, viewer, outsider] = await createUsers(sql, 4);
-  const [ws] = await sql`insert into public.workspaces (name) values ('Plant') returning id`;
-  const workspaceId = ws!.id as string;
+  const workspaceId = await createWorkspace(sql, "Plant");
   await sql`insert into public.workspace_members (workspace_id, user_id, role) values
     (${workspaceId}, ${owner!}, 'owner'), (${workspaceId}, ${editor!}, 'editor'), (${workspaceId}, ${viewer!}, 'viewer')`;
   const datasourceId = await createDatasource(sql, workspaceId, {
