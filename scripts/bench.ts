@@ -18,6 +18,7 @@ import postgres from "postgres";
 import {
   COMBINED_PAYLOAD,
   cpuSeconds,
+  machineCpuSeconds,
   postgresCpuSeconds,
   progress,
   readingsCount,
@@ -44,6 +45,8 @@ const OUT_DIR = new URL("../.bench/", import.meta.url).pathname;
 interface Figures extends WrkFigures {
   cpu_function_s?: number;
   cpu_postgres_s?: number;
+  /** The load generator, the kernel's network work and anything else running. */
+  cpu_other_s?: number;
 }
 interface Result {
   endpoint: Figures;
@@ -84,10 +87,15 @@ try {
     await vacuum(sql);
     progress("bench", `endpoint: wrk, ${connections} connections, ${DURATION_S}s`);
     const before = await readingsCount(sql);
-    const [fnBefore, pgBefore] = [cpuSeconds(fn.pid), postgresCpuSeconds(server.dataDir)];
+    const [fnBefore, pgBefore, allBefore] = [
+      cpuSeconds(fn.pid),
+      postgresCpuSeconds(server.dataDir),
+      machineCpuSeconds(),
+    ];
     const endpoint: Figures = await wrk(started.url, { keys, connections, durationS: DURATION_S });
     endpoint.cpu_function_s = round(cpuSeconds(fn.pid) - fnBefore);
     endpoint.cpu_postgres_s = round(postgresCpuSeconds(server.dataDir) - pgBefore);
+    endpoint.cpu_other_s = round(machineCpuSeconds() - allBefore - endpoint.cpu_function_s - endpoint.cpu_postgres_s);
     await new Promise((r) => setTimeout(r, 500)); // requests still in flight when wrk stopped
     const stored = (await readingsCount(sql) - before) / 3;
 
@@ -122,13 +130,13 @@ try {
 function printReport(machine: string, results: Record<string, Result>): void {
   console.log(`\nMachine: ${machine}; PostgreSQL with fsync and synchronous_commit on\n`);
   console.log(
-    "| connections | endpoint req/s | p50 ms | p99 ms | non-2xx | lost | pgbench ingest_write() tx/s | p50 ms | p99 ms | endpoint/baseline | CPU s function / postgres |",
+    "| connections | endpoint req/s | p50 ms | p99 ms | non-2xx | lost | pgbench ingest_write() tx/s | p50 ms | p99 ms | endpoint/baseline | CPU s function / postgres / other |",
   );
   console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const [c, r] of Object.entries(results)) {
     const e = r.endpoint, b = r.baseline;
     console.log(
-      `| ${c} | ${e.requests_per_s} | ${e.p50_ms} | ${e.p99_ms} | ${e.non_2xx} | ${r.lost} | ${b.requests_per_s} | ${b.p50_ms} | ${b.p99_ms} | ${r.ratio} | ${e.cpu_function_s} / ${e.cpu_postgres_s} |`,
+      `| ${c} | ${e.requests_per_s} | ${e.p50_ms} | ${e.p99_ms} | ${e.non_2xx} | ${r.lost} | ${b.requests_per_s} | ${b.p50_ms} | ${b.p99_ms} | ${r.ratio} | ${e.cpu_function_s} / ${e.cpu_postgres_s} / ${e.cpu_other_s} |`,
     );
   }
   console.log(`\nFigures saved to .bench/results.json`);

@@ -142,6 +142,14 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** CPU seconds used so far by the whole machine, all cores (user, system, interrupts). */
+export function machineCpuSeconds(): number {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0] ?? "";
+  // cpu user nice system idle iowait irq softirq steal ...
+  const [user, nice, system, , , irq, softirq, steal] = line.split(/\s+/).slice(1).map(Number);
+  return [user, nice, system, irq, softirq, steal].reduce((sum: number, ticks) => sum + (ticks ?? 0), 0) / 100;
+}
+
 /** CPU seconds used so far by every process of the PostgreSQL server in `dataDir`. */
 export function postgresCpuSeconds(dataDir: string): number {
   const postmaster = Number(Deno.readTextFileSync(`${dataDir}/data/postmaster.pid`).split("\n")[0]);

@@ -14,10 +14,14 @@ create table public.datasource_values (
 ) with (fillfactor = 50);
 
 -- Every accepted value, for line charts and audits, kept when the
--- datasource's keep_history is on.
+-- datasource's keep_history is on. Rows arrive at the ingest rate, written
+-- only by ingest_write and ingest_write_batch once they hold a lock on the
+-- datasource row: a foreign key would add a lookup and a row lock on
+-- datasources to every insert, so a trigger on datasources deletes the history
+-- of deleted datasources instead of `on delete cascade`.
 create table public.datasource_readings (
   id bigint generated always as identity primary key,
-  datasource_id uuid not null references public.datasources (id) on delete cascade,
+  datasource_id uuid not null,
   data_key text not null,
   value jsonb not null,
   observed_at timestamptz not null,
@@ -25,6 +29,26 @@ create table public.datasource_readings (
 );
 create index datasource_readings_key_time_idx
   on public.datasource_readings (datasource_id, data_key, observed_at desc);
+
+-- What `on delete cascade` would do: deleting datasources (or their workspace)
+-- deletes their history, in the same transaction.
+create function private.delete_datasource_readings()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  delete from public.datasource_readings r using deleted d where r.datasource_id = d.id;
+  return null;
+end;
+$$;
+revoke all on function private.delete_datasource_readings() from public;
+
+create trigger datasources_delete_readings
+after delete on public.datasources
+referencing old table as deleted
+for each statement execute function private.delete_datasource_readings();
 
 alter table public.datasource_values enable row level security;
 alter table public.datasource_readings enable row level security;

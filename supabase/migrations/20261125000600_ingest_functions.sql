@@ -86,6 +86,9 @@ begin
 
   -- Lock the datasource first, as ingest_write_batch does, so the two never deadlock.
   select * into v_datasource from public.datasources d where d.id = p_datasource_id for no key update;
+  if not found then
+    raise exception 'API key is not valid' using errcode = 'PT401'; -- its datasource was deleted meanwhile
+  end if;
   if not v_datasource.enabled then
     raise exception 'Datasource is disabled' using errcode = 'PT403';
   end if;
@@ -112,9 +115,9 @@ begin
       where v.observed_at <= excluded.observed_at
     returning v.data_key
   )
-  select coalesce(array_agg(data_key order by data_key), '{}') into v_latest from upserted;
+  select coalesce(array_agg(data_key order by data_key collate "C"), '{}') into v_latest from upserted;
 
-  select array_agg(e.key order by e.key) into v_stored from jsonb_object_keys(p_values) e (key);
+  select array_agg(e.key order by e.key collate "C") into v_stored from jsonb_object_keys(p_values) e (key);
 
   if v_datasource.keep_history then
     insert into public.datasource_readings (datasource_id, data_key, value, observed_at, received_at)

@@ -1,6 +1,6 @@
 /** ingest_write: one transaction storing latest values, history and one broadcast. */
 import assert from "node:assert/strict";
-import type { Sql } from "postgres";
+import postgres, { type Sql } from "postgres";
 import { createTestDatabase } from "../support/database.ts";
 import { seedWorkspace, sqlState } from "../support/seed.ts";
 
@@ -149,13 +149,8 @@ Deno.test("ingest_write_batch: one commit for many requests, each request all-or
       request(s.keyId, { motor_stats: { rpm: 1, vibration: 2 } }),
     ] as never)
   }) as r`;
-  const results = row!.r;
-  assert.deepEqual(results.map((r: { ok: boolean; code?: string }) => r.ok ? "ok" : r.code), [
-    "ok",
-    "PT401",
-    "PT400",
-    "ok",
-  ]);
+  const { results } = row!.r;
+  assert.deepEqual(results.map((r: { code?: string }) => r.code ?? "ok"), ["ok", "PT401", "PT400", "ok"]);
   const history = await db.sql`select data_key, value from public.datasource_readings order by id`;
   assert.deepEqual(history.map((r) => [r.data_key, r.value]), [["temperature", 1], ["motor_stats", {
     rpm: 1,
@@ -183,10 +178,69 @@ Deno.test("ingest_write_batch: within a batch the newest observation wins, then 
       request(3, "2026-01-01T00:00:02Z"),
     ] as never)
   }) as r`;
-  const superseded = row!.r.map((r: { result: { superseded: string[] } }) => r.result.superseded);
+  const superseded = row!.r.results.map((r: { superseded: string[] }) => r.superseded);
   assert.deepEqual(superseded, [[], ["temperature"], []]);
   const [latest] = await db.sql`select value from public.datasource_values where data_key = 'temperature'`;
   assert.equal(latest!.value, 3);
   const [history] = await db.sql`select count(*)::int as n from public.datasource_readings`;
   assert.equal(history!.n, 3);
 });
+
+Deno.test("deleting a datasource deletes its history (and its workspace's deletion does too)", async () => {
+  await using db = await createTestDatabase();
+  const gone = await seedWorkspace(db.sql);
+  const kept = await seedWorkspace(db.sql);
+  for (const s of [gone, kept]) await write(db.sql, s, { temperature: 1, motor_stats: { rpm: 1, vibration: 2 } });
+  await db.sql`delete from public.datasources where id = ${gone.datasourceId}`;
+  const rows = await db.sql`select datasource_id, count(*)::int as n from public.datasource_readings group by 1`;
+  assert.deepEqual(rows.map((r) => [r.datasource_id, r.n]), [[kept.datasourceId, 2]]);
+  await db.sql`delete from public.workspaces where id = ${kept.workspaceId}`;
+  const [left] = await db.sql`select count(*)::int as n from public.datasource_readings`;
+  assert.equal(left!.n, 0);
+});
+
+Deno.test("a datasource deleted while a write waits for its lock: that request is a PT401, the others are stored", async () => {
+  await using db = await createTestDatabase();
+  const gone = await seedWorkspace(db.sql);
+  const kept = await seedWorkspace(db.sql);
+  const request = (s: { datasourceId: string; keyId: string }) => ({
+    datasource_id: s.datasourceId,
+    key_id: s.keyId,
+    values: { temperature: 1 },
+  });
+  // Its own connection: the write below must start while the delete is not yet committed.
+  const deleter = postgres(db.url, { max: 1 });
+  try {
+    await deleter`begin`;
+    await deleter`delete from public.datasources where id = ${gone.datasourceId}`;
+    const writers = [postgres(db.url, { max: 1 }), postgres(db.url, { max: 1 })];
+    try {
+      const batch = writers[0]!`select public.ingest_write_batch(${
+        writers[0]!.json([request(gone), request(kept)])
+      }) as r`.execute(); // postgres.js sends a query once awaited: send it now
+      const single = sqlState(write(writers[1]!, gone, { temperature: 2 }));
+      await waitForLockWaits(db.sql, 2);
+      await deleter`commit`;
+      const [row] = await batch;
+      assert.deepEqual(row!.r.results.map((r: { code?: string }) => r.code ?? "ok"), ["PT401", "ok"]);
+      assert.equal(await single, "PT401");
+    } finally {
+      await Promise.all(writers.map((w) => w.end({ timeout: 1 })));
+    }
+  } finally {
+    await deleter.end({ timeout: 1 });
+  }
+  const rows = await db.sql`select datasource_id from public.datasource_readings`;
+  assert.deepEqual(rows.map((r) => r.datasource_id), [kept.datasourceId]);
+});
+
+/** Waits until `count` sessions wait for a row lock. */
+async function waitForLockWaits(sql: Sql, count: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const [row] = await sql`select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`;
+    if (row!.n >= count) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`expected ${count} sessions waiting for a lock`);
+}

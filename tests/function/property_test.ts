@@ -6,65 +6,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { Sql } from "postgres";
 import { createApiKey, createDatasource, createWorkspace, type WidgetSpec } from "../../scripts/lib/provisioning.ts";
+import { caseArb } from "../support/arbitraries.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { createTestFunction, postRequest } from "../support/function.ts";
-
-const name = fc.stringMatching(/^[a-z][a-z0-9_]{0,11}$/);
-const scalar = fc.oneof(
-  fc.double({ noNaN: true, noDefaultInfinity: true }),
-  fc.integer(),
-  fc.string({ maxLength: 40 }),
-);
-const label = fc.oneof(fc.string({ maxLength: 20 }), fc.integer());
-
-/** 1 to 5 widgets with distinct DataKeys, each of a random type with valid settings. */
-const widgetsArb: fc.Arbitrary<WidgetSpec[]> = fc.uniqueArray(name, { minLength: 1, maxLength: 5 }).chain((keys) =>
-  fc.tuple(
-    ...keys.map((dataKey) =>
-      fc.tuple(
-        fc.constantFrom("SingleData", "DoubleData", "BarChart", "LineChart"),
-        fc.uniqueArray(name, {
-          minLength: 2,
-          maxLength: 2,
-        }),
-      ).map(([type, [a, b]]): WidgetSpec => ({
-        name: dataKey,
-        widget_type: type,
-        data_key: dataKey,
-        settings: type === "SingleData"
-          ? {}
-          : type === "DoubleData"
-          ? { primarySubKey: a, secondarySubKey: b }
-          : { labelsKey: a, valuesKey: b },
-      }))
-    ),
-  )
-);
-
-/** A valid value for one widget. */
-function valueArb(widget: WidgetSpec): fc.Arbitrary<unknown> {
-  const s = widget.settings as Record<string, string>;
-  switch (widget.widget_type) {
-    case "SingleData":
-      return scalar;
-    case "DoubleData":
-      return fc.record({ [s.primarySubKey!]: scalar, [s.secondarySubKey!]: scalar });
-    default:
-      return fc.nat({ max: 8 }).chain((n) =>
-        fc.record({
-          [s.labelsKey!]: fc.array(label, { minLength: n, maxLength: n }),
-          [s.valuesKey!]: fc.array(fc.double({ noNaN: true, noDefaultInfinity: true }), { minLength: n, maxLength: n }),
-        })
-      );
-  }
-}
-
-/** A configuration and a valid payload for it (a non-empty subset of its DataKeys). */
-const caseArb = widgetsArb.chain((widgets) =>
-  fc.subarray(widgets, { minLength: 1 }).chain((chosen) =>
-    fc.record(Object.fromEntries(chosen.map((w) => [w.data_key, valueArb(w)]))).map((payload) => ({ widgets, payload }))
-  )
-);
 
 async function setUp(sql: Sql, widgets: readonly WidgetSpec[]): Promise<{ datasourceId: string; apiKey: string }> {
   const datasourceId = await createDatasource(sql, await createWorkspace(sql, "Props"), { widgets });

@@ -11,11 +11,11 @@ import { HttpError } from "./http_error.ts";
  */
 export async function readJsonBody(request: Request, limits: { maxBytes: number; maxDepth: number }): Promise<unknown> {
   const { maxBytes, maxDepth } = limits;
-  const declared = Number(request.headers.get("content-length"));
+  const declared = Number(request.headers.get("content-length") ?? 0);
   if (declared > maxBytes) throw tooLarge(maxBytes);
   let text: string;
   try {
-    text = await readText(request, maxBytes);
+    text = await readText(request, maxBytes, declared);
   } catch (error) {
     if (error instanceof HttpError) throw error;
     throw new HttpError(400, "invalid_json", "Cannot parse payload: the body is not valid UTF-8 text");
@@ -37,8 +37,11 @@ export async function readJsonBody(request: Request, limits: { maxBytes: number;
   }
 }
 
-async function readText(request: Request, maxBytes: number): Promise<string> {
+async function readText(request: Request, maxBytes: number, declared: number): Promise<string> {
   if (!request.body) return "";
+  // With a Content-Length (checked above), the server never reads past it:
+  // read the body in one go, which costs less than a stream reader.
+  if (declared > 0) return DECODER.decode(await request.arrayBuffer());
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = request.body.getReader();

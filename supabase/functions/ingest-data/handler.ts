@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import { buildExampleSchema } from "./example_schema.ts";
 import { errorResponse, HttpError } from "./http_error.ts";
 import { createKeyResolver } from "./key_resolver.ts";
+import { defaultLogSink } from "./log_sink.ts";
 import { buildPayloadValidator, type PayloadValidator } from "./payload_schema.ts";
 import { createRateLimiter, type RateDecision } from "./rate_limiter.ts";
 import { type ResolvedKey, type Store, StoreError } from "./store.ts";
@@ -28,7 +29,7 @@ export interface RequestLog {
 export interface HandlerOptions {
   config: Config;
   store: Store;
-  /** Receives one line per request; defaults to JSON on stdout. */
+  /** Receives one line per request; defaults to JSON on stdout (`console.log` on the Edge Runtime). */
   log?: (line: RequestLog) => void;
   /** The clock, for tests. */
   now?: () => number;
@@ -44,7 +45,7 @@ const MAX_FUTURE_SKEW_MS = 5 * 60_000;
 export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
   const { config, store } = options;
   const now = options.now ?? Date.now;
-  const log = options.log ?? ((line: RequestLog) => console.log(JSON.stringify(line)));
+  const log = options.log ?? logAsJson();
   const resolveKey = createKeyResolver(store, {
     ttlMs: config.keyCacheTtlMs,
     negativeTtlMs: config.negativeCacheTtlMs,
@@ -52,12 +53,16 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   });
   const validators = new Map<string, PayloadValidator>();
   const takeToken = createRateLimiter({ now });
+  // Every response lets browsers read it; the preflight also says what they may send.
   const cors = {
     "Access-Control-Allow-Origin": config.corsOrigin,
-    "Access-Control-Allow-Headers": "authorization, x-api-key, content-type, x-client-info, apikey",
-    "Access-Control-Allow-Methods": ALLOW,
     "Access-Control-Expose-Headers":
       "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset",
+  };
+  const preflight = {
+    ...cors,
+    "Access-Control-Allow-Headers": "authorization, x-api-key, content-type, x-client-info, apikey",
+    "Access-Control-Allow-Methods": ALLOW,
     "Access-Control-Max-Age": "86400",
   };
 
@@ -83,7 +88,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     return key;
   }
 
-  async function ingest(request: Request, key: ResolvedKey): Promise<Response> {
+  async function ingest(request: Request, key: ResolvedKey): Promise<unknown> {
     if (!key.scopes.includes("ingest:write")) {
       throw new HttpError(403, "insufficient_scope", "Forbidden: this API key is read-only (it lacks ingest:write)");
     }
@@ -92,14 +97,14 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     const body = await readJsonBody(request, { maxBytes: config.maxBodyBytes, maxDepth: config.limits.maxDepth });
     const values = validatorFor(key).validate(body);
     const result = await store.write({ datasourceId: key.datasource_id, keyId: key.key_id, values, observedAt });
-    return json(200, { ok: true, datasource_id: key.datasource_id, ...result });
+    return { ok: true, datasource_id: key.datasource_id, ...result };
   }
 
-  function example(key: ResolvedKey): Response {
+  function example(key: ResolvedKey): unknown {
     if (!key.scopes.includes("ingest:read") && !key.scopes.includes("ingest:write")) {
       throw new HttpError(403, "insufficient_scope", "Forbidden: this API key lacks ingest:read");
     }
-    return json(200, buildExampleSchema(key, validatorFor(key)));
+    return buildExampleSchema(key, validatorFor(key));
   }
 
   /** Takes a token from the key's bucket; 429 with Retry-After when it is empty. */
@@ -115,13 +120,6 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     return decision;
   }
 
-  function json(status: number, body: unknown): Response {
-    return new Response(JSON.stringify(body), {
-      status,
-      headers: { ...cors, "Content-Type": "application/json; charset=utf-8" },
-    });
-  }
-
   return async function handle(request) {
     const started = performance.now();
     const requestId = crypto.randomUUID();
@@ -131,7 +129,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     let internal: string | undefined;
     try {
       if (request.method === "OPTIONS") {
-        response = new Response(null, { status: 204, headers: cors });
+        response = new Response(null, { status: 204, headers: { ...preflight, "X-Request-Id": requestId } });
       } else if (request.method !== "GET" && request.method !== "POST") {
         throw new HttpError(405, "method_not_allowed", `Method ${request.method} not allowed: use POST (or GET)`, {
           headers: { Allow: ALLOW },
@@ -139,15 +137,22 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       } else {
         key = await authenticate(request);
         const rate = limitRate(key);
-        response = request.method === "GET" ? example(key) : await ingest(request, key);
-        if (rate) { for (const [name, value] of Object.entries(rateHeaders(rate))) response.headers.set(name, value); }
+        const body = request.method === "GET" ? example(key) : await ingest(request, key);
+        // All headers in one literal: each Headers.set costs a validation pass.
+        response = new Response(JSON.stringify(body), {
+          headers: {
+            ...cors,
+            "Content-Type": "application/json; charset=utf-8",
+            "X-Request-Id": requestId,
+            ...(rate ? rateHeaders(rate) : {}),
+          },
+        });
       }
     } catch (error) {
       failure = toHttpError(error);
       if (failure.status >= 500) internal = describeInternal(error);
       response = errorResponse(failure, { requestId, headers: cors });
     }
-    response.headers.set("X-Request-Id", requestId);
     log({
       request_id: requestId,
       method: request.method,
@@ -159,6 +164,12 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     });
     return response;
   };
+}
+
+/** JSON lines to the runtime's log sink. */
+function logAsJson(): (line: RequestLog) => void {
+  const sink = defaultLogSink();
+  return (line) => sink(JSON.stringify(line));
 }
 
 function rateHeaders(decision: RateDecision): Record<string, string> {

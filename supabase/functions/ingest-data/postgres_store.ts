@@ -43,7 +43,18 @@ interface PendingWrite {
   reject: (error: StoreError) => void;
 }
 
-type BatchItem = { ok: true; result: WriteResult } | { ok: false; code: string; message: string };
+/** What `ingest_write_batch` returns: one result per request, in order. */
+interface BatchResult {
+  received_at: string;
+  results: ({ observed_at: string; superseded: string[] } | { code: string })[];
+}
+
+/** The messages `ingest_write` raises with each code, for the requests a batch refuses. */
+const REFUSALS: Record<string, string> = {
+  PT400: "Values must be a non-empty JSON object of the datasource's DataKeys",
+  PT401: "API key is not valid",
+  PT403: "API key lacks the ingest:write scope, or the datasource is disabled",
+};
 
 const NETWORK_CODES = new Set([
   "ECONNREFUSED",
@@ -90,47 +101,57 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   function pump(lane: { queue: PendingWrite[]; busy: boolean }): void {
     if (lane.busy || lane.queue.length === 0) return;
     lane.busy = true;
-    writeBatch(lane.queue.splice(0, maxBatch)).finally(() => {
+    run(lane.queue.splice(0, maxBatch)).then((answer) => {
+      // The next batch goes to the database before this one's requests are answered.
       lane.busy = false;
       pump(lane);
+      answer();
     });
   }
 
-  async function writeBatch(batch: PendingWrite[]): Promise<void> {
-    if (batch.length === 1) return writeOne(batch[0]!);
-    let results: BatchItem[];
+  /** Writes a batch; resolves (never rejects) to the function that answers its requests. */
+  async function run(batch: PendingWrite[]): Promise<() => void> {
     try {
-      const requests = batch.map(({ request }) => ({
-        datasource_id: request.datasourceId,
-        key_id: request.keyId,
-        values: request.values,
-        observed_at: request.observedAt ?? null,
-      }));
-      const [row] = await sql`select public.ingest_write_batch(${sql.json(requests as postgres.JSONValue)}) as r`;
-      results = row!.r as BatchItem[];
+      if (batch.length === 1) {
+        // A request alone goes through ingest_write, which costs less than a batch of one.
+        const [{ request, resolve }] = batch as [PendingWrite];
+        const result = await writeOne(request);
+        return () => resolve(result);
+      }
+      const { received_at, results } = await writeMany(batch.map(({ request }) => request));
+      return () =>
+        batch.forEach(({ request, resolve, reject }, i) => {
+          const item = results[i];
+          if (item && "observed_at" in item) {
+            const { observed_at, superseded } = item;
+            resolve({ stored: storedKeys(request.values), superseded, observed_at, received_at });
+          } else {
+            reject(toStoreError({ name: "PostgresError", code: item?.code, message: REFUSALS[item?.code ?? ""] }));
+          }
+        });
     } catch (error) {
       const failure = toStoreError(error);
-      for (const pending of batch) pending.reject(failure);
-      return;
+      return () => batch.forEach(({ reject }) => reject(failure));
     }
-    batch.forEach((pending, i) => {
-      const item = results[i];
-      if (item?.ok) pending.resolve(item.result);
-      else pending.reject(toStoreError({ name: "PostgresError", code: item?.code, message: item?.message }));
-    });
   }
 
-  /** A request alone goes through ingest_write, which costs less than a batch of one. */
-  async function writeOne({ request, resolve, reject }: PendingWrite): Promise<void> {
-    try {
-      const [row] = await sql`select public.ingest_write(
-        ${request.datasourceId}, ${request.keyId}, ${sql.json(request.values as postgres.JSONValue)},
-        ${request.observedAt ?? null}
-      ) as r`;
-      resolve(row!.r as WriteResult);
-    } catch (error) {
-      reject(toStoreError(error));
-    }
+  async function writeMany(requests: WriteRequest[]): Promise<BatchResult> {
+    const batch = requests.map((request) => ({
+      datasource_id: request.datasourceId,
+      key_id: request.keyId,
+      values: request.values,
+      observed_at: request.observedAt ?? null,
+    }));
+    const [row] = await sql`select public.ingest_write_batch(${sql.json(batch as postgres.JSONValue)}) as r`;
+    return row!.r as BatchResult;
+  }
+
+  async function writeOne(request: WriteRequest): Promise<WriteResult> {
+    const [row] = await sql`select public.ingest_write(
+      ${request.datasourceId}, ${request.keyId}, ${sql.json(request.values as postgres.JSONValue)},
+      ${request.observedAt ?? null}
+    ) as r`;
+    return row!.r as WriteResult;
   }
 
   return {
@@ -153,6 +174,11 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+/** The DataKeys of a request in code point order, as `ingest_write` lists them. */
+function storedKeys(values: Record<string, unknown>): string[] {
+  return Object.keys(values).sort();
 }
 
 /** Classifies a postgres.js failure; the message keeps no SQL and no values. */
