@@ -28,17 +28,38 @@ export interface SeededKey {
 
 /**
  * PostgreSQL with default durability (fsync, synchronous_commit, full_page_writes
- * on), checkpoints spaced as on a tuned server, migrated.
+ * on), checkpoints spaced as on a tuned server, migrated, its WAL files warm.
  */
 export async function startDurablePostgres(): Promise<{ server: PostgresServer; sql: postgres.Sql }> {
   const server = await startPostgres({
     durable: true,
-    settings: { max_connections: "300", shared_buffers: "256MB", max_wal_size: "8GB", checkpoint_timeout: "30min" },
+    settings: {
+      max_connections: "300",
+      shared_buffers: "256MB",
+      max_wal_size: "8GB",
+      min_wal_size: "2GB",
+      checkpoint_timeout: "30min",
+    },
   });
   const sql = postgres(server.url, { max: 4, onnotice: () => {} });
   await applyPlatformFixture(sql);
   await applyMigrations(sql);
+  await warmWalFiles(sql, 64);
   return { server, sql };
+}
+
+/**
+ * A server that has been running reuses its 16 MB WAL files (recycled at each
+ * checkpoint); a fresh one creates and zero-fills a new file every second or so
+ * at these rates, and the commit that needs it waits. Creates `files` of them
+ * and checkpoints, so that they are recycled, as in steady state.
+ */
+async function warmWalFiles(sql: postgres.Sql, files: number): Promise<void> {
+  for (let i = 0; i < files; i++) {
+    await sql`select pg_logical_emit_message(false, 'bench', 'warm-up')`;
+    await sql`select pg_switch_wal()`;
+  }
+  await sql`checkpoint`;
 }
 
 /** Creates `count` datasources with the documentation's widgets and a key each. */
@@ -69,7 +90,7 @@ export async function startFunction(
     args,
     cwd: ROOT,
     env: { ...ingestEnv, DATABASE_URL: databaseUrl, PORT: String(port) },
-    stdout: "null",
+    stdout: Deno.env.get("FN_STDOUT") ? "inherit" : "null",
     stderr: "inherit",
   }).spawn();
   await waitForPort(port);
