@@ -53,8 +53,12 @@ Deno.bench("JSON.parse of the combined payload", { group: "payload", baseline: t
   JSON.parse(body);
 });
 
-Deno.bench("JSON.parse + validation of the combined payload", { group: "payload" }, () => {
+Deno.bench("JSON.parse + validation of the combined payload (hand-written check)", { group: "payload" }, () => {
   validator.validate(JSON.parse(body));
+});
+
+Deno.bench("JSON.parse + zod safeParse of the combined payload (what a 400 costs)", { group: "payload" }, () => {
+  validator.schema.safeParse(JSON.parse(body));
 });
 
 Deno.bench("validator build (once per datasource config version)", { group: "build" }, () => {

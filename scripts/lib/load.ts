@@ -90,7 +90,7 @@ export async function startFunction(
     args,
     cwd: ROOT,
     env: { ...ingestEnv, DATABASE_URL: databaseUrl, PORT: String(port) },
-    stdout: Deno.env.get("FN_STDOUT") ? "inherit" : "null",
+    stdout: "null",
     stderr: "inherit",
   }).spawn();
   await waitForPort(port);
