@@ -161,6 +161,9 @@ async function vacuum(sql: postgres.Sql): Promise<void> {
   await sql`vacuum (analyze) public.datasource_values, public.datasource_readings, public.datasources,
     public.datasource_api_keys, realtime.messages`;
   await sql`checkpoint`;
+  const [wal] = await sql`select count(*)::int as ready from pg_ls_waldir()
+    where name ~ '^[0-9A-F]{24}$' and name > pg_walfile_name(pg_current_wal_lsn())`;
+  progress("bench", `vacuumed and checkpointed; ${wal!.ready} WAL files ready for reuse`);
 }
 
 async function pgbench(
