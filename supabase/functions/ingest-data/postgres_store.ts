@@ -37,6 +37,13 @@ export interface PostgresStoreOptions {
   writeConcurrency?: number;
 }
 
+interface Lane {
+  queue: PendingWrite[];
+  busy: boolean;
+  /** Writes queued or in flight in this lane. */
+  pending: number;
+}
+
 interface PendingWrite {
   request: WriteRequest;
   resolve: (result: WriteResult) => void;
@@ -86,19 +93,36 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   });
 
   const maxBatch = options.maxBatch ?? 64;
-  // Writes go to lanes by datasource: one batch in flight per lane, so that
-  // concurrent batches never wait on each other's row locks (they touch
-  // different datasources) and PostgreSQL runs the lanes in parallel.
+  // Writes go to lanes: one batch in flight per lane, and PostgreSQL runs the
+  // lanes in parallel. A datasource with writes pending stays in its lane, so
+  // that concurrent batches never wait on each other's row locks; one without
+  // goes to the lane with the fewest writes pending, so that busy datasources
+  // do not crowd each other into one lane.
   const lanes = Array.from(
     { length: Math.min(options.writeConcurrency ?? options.poolSize, options.poolSize) },
-    () => ({ queue: [] as PendingWrite[], busy: false }),
+    () => ({ queue: [] as PendingWrite[], busy: false, pending: 0 }),
   );
+  const assigned = new Map<string, { lane: Lane; pending: number }>();
 
-  function laneOf(datasourceId: string) {
-    return lanes[parseInt(datasourceId.slice(-8), 16) % lanes.length]!;
+  function enter(datasourceId: string): Lane {
+    let entry = assigned.get(datasourceId);
+    if (!entry) {
+      const lane = lanes.reduce((least, lane) => lane.pending < least.pending ? lane : least);
+      entry = { lane, pending: 0 };
+      assigned.set(datasourceId, entry);
+    }
+    entry.pending++;
+    entry.lane.pending++;
+    return entry.lane;
   }
 
-  function pump(lane: { queue: PendingWrite[]; busy: boolean }): void {
+  function leave(datasourceId: string): void {
+    const entry = assigned.get(datasourceId)!;
+    entry.lane.pending--;
+    if (--entry.pending === 0) assigned.delete(datasourceId);
+  }
+
+  function pump(lane: Lane): void {
     if (lane.busy || lane.queue.length === 0) return;
     lane.busy = true;
     run(lane.queue.splice(0, maxBatch)).then((answer) => {
@@ -164,11 +188,11 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       }
     },
     write(request) {
-      const lane = laneOf(request.datasourceId);
+      const lane = enter(request.datasourceId);
       return new Promise<WriteResult>((resolve, reject) => {
         lane.queue.push({ request, resolve, reject });
         pump(lane);
-      });
+      }).finally(() => leave(request.datasourceId));
     },
     async close() {
       await sql.end({ timeout: 5 });
