@@ -46,7 +46,10 @@ export interface ErrorBody {
 }
 
 /** Turns any thrown value into a JSON response; unexpected errors become a generic 500. */
-export function errorResponse(error: unknown, options: { requestId: string; headers?: HeadersInit }): Response {
+export function errorResponse(
+  error: unknown,
+  options: { requestId: string; headers?: Record<string, string> },
+): Response {
   const http = error instanceof HttpError
     ? error
     : new HttpError(500, "internal_error", "Internal error: the request was not stored. Retry later.");
@@ -56,9 +59,13 @@ export function errorResponse(error: unknown, options: { requestId: string; head
     issues: http.issues,
     request_id: options.requestId,
   };
-  const headers = new Headers(options.headers);
-  headers.set("Content-Type", "application/json; charset=utf-8");
-  headers.set("X-Request-Id", options.requestId);
-  for (const [name, value] of Object.entries(http.headers)) headers.set(name, value);
-  return new Response(JSON.stringify(body), { status: http.status, headers });
+  return new Response(JSON.stringify(body), {
+    status: http.status,
+    headers: {
+      ...options.headers,
+      "Content-Type": "application/json; charset=utf-8",
+      "X-Request-Id": options.requestId,
+      ...http.headers,
+    },
+  });
 }

@@ -100,7 +100,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   // do not crowd each other into one lane.
   const lanes = Array.from(
     { length: Math.min(options.writeConcurrency ?? options.poolSize, options.poolSize) },
-    () => ({ queue: [] as PendingWrite[], busy: false, pending: 0 }),
+    (): Lane => ({ queue: [], busy: false, pending: 0 }),
   );
   const assigned = new Map<string, { lane: Lane; pending: number }>();
 
@@ -125,7 +125,9 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   function pump(lane: Lane): void {
     if (lane.busy || lane.queue.length === 0) return;
     lane.busy = true;
-    run(lane.queue.splice(0, maxBatch)).then((answer) => {
+    const batch = lane.queue.splice(0, maxBatch);
+    run(batch).then((answer) => {
+      for (const { request } of batch) leave(request.datasourceId);
       // The next batch goes to the database before this one's requests are answered.
       lane.busy = false;
       pump(lane);
@@ -192,7 +194,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       return new Promise<WriteResult>((resolve, reject) => {
         lane.queue.push({ request, resolve, reject });
         pump(lane);
-      }).finally(() => leave(request.datasourceId));
+      });
     },
     async close() {
       await sql.end({ timeout: 5 });
