@@ -9,7 +9,8 @@
  * all-or-nothing and answered only after its batch committed. At low load a
  * request goes alone, at once. Bounding in-flight queries below the pool size
  * also keeps them from piling up in postgres.js's own queue, which slows down
- * as it grows.
+ * as it grows. Each call is one statement with its values inline, sent with
+ * the simple query protocol: one round trip (see sql_literal.ts).
  *
  * @module
  */
@@ -22,6 +23,7 @@ import {
   type WriteRequest,
   type WriteResult,
 } from "./store.ts";
+import { sqlLiteral } from "./sql_literal.ts";
 
 /** Options of {@linkcode createPostgresStore}. */
 export interface PostgresStoreOptions {
@@ -161,6 +163,11 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     }
   }
 
+  /** One statement, its values inline as literals: one round trip (see sql_literal.ts). */
+  function query(text: string): Promise<postgres.Row[]> {
+    return sql.unsafe(text).simple();
+  }
+
   async function writeMany(requests: WriteRequest[]): Promise<BatchResult> {
     const batch = requests.map((request) => ({
       datasource_id: request.datasourceId,
@@ -168,22 +175,24 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       values: request.values,
       observed_at: request.observedAt ?? null,
     }));
-    const [row] = await sql`select public.ingest_write_batch(${sql.json(batch as postgres.JSONValue)}) as r`;
+    const [row] = await query(`select public.ingest_write_batch(${sqlLiteral(JSON.stringify(batch))}::jsonb) as r`);
     return row!.r as BatchResult;
   }
 
   async function writeOne(request: WriteRequest): Promise<WriteResult> {
-    const [row] = await sql`select public.ingest_write(
-      ${request.datasourceId}, ${request.keyId}, ${sql.json(request.values as postgres.JSONValue)},
-      ${request.observedAt ?? null}
-    ) as r`;
+    const observedAt = request.observedAt ? `${sqlLiteral(request.observedAt)}::timestamptz` : "null";
+    const [row] = await query(
+      `select public.ingest_write(${sqlLiteral(request.datasourceId)}::uuid, ${sqlLiteral(request.keyId)}::uuid, ${
+        sqlLiteral(JSON.stringify(request.values))
+      }::jsonb, ${observedAt}) as r`,
+    );
     return row!.r as WriteResult;
   }
 
   return {
     async resolveKey(keyHash) {
       try {
-        const [row] = await sql`select public.ingest_resolve_key(${keyHash}) as r`;
+        const [row] = await query(`select public.ingest_resolve_key(${sqlLiteral(keyHash)}) as r`);
         return (row?.r ?? null) as ResolvedKey | null;
       } catch (error) {
         throw toStoreError(error);
