@@ -21,7 +21,10 @@ create type private.ingest_request as (
 -- concurrent batches never deadlock. One Realtime broadcast per datasource of
 -- the batch carries the values that became the latest. Returns
 -- `{"received_at": ..., "results": [...]}` with one result per request, in
--- order: `{"observed_at": ..., "superseded": [...]}` or `{"code": "PT401"}`.
+-- order: `{"observed_at": ..., "superseded": [...]}` or `{"code": "PT401"}`;
+-- or just `{"received_at": ...}` when every request was stored, observed
+-- then, and superseded nothing (the usual case, answered without a result
+-- per request to build and parse).
 create function public.ingest_write_batch(p_requests jsonb)
 returns jsonb
 language plpgsql
@@ -140,6 +143,9 @@ begin
   v_superseded := v_latest < v_pairs
     or exists (select 1 from unnest(v_requests) q where q.error is null and q.observed_at <> now());
 
+  if not v_superseded and not exists (select 1 from unnest(v_requests) q where q.error is not null) then
+    return jsonb_build_object('received_at', now());
+  end if;
   return jsonb_build_object('received_at', now(), 'results', (
     select jsonb_agg(
       case when q.error is not null then jsonb_build_object('code', q.error)

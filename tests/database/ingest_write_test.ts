@@ -162,6 +162,25 @@ Deno.test("ingest_write_batch: one commit for many requests, each request all-or
   assert.deepEqual(messages[0]!.payload.values, { temperature: 1, motor_stats: { rpm: 1, vibration: 2 } });
 });
 
+Deno.test("ingest_write_batch: only received_at when every request was stored, observed then, superseding nothing", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const batch = (requests: object[]) =>
+    db.sql`select public.ingest_write_batch(${db.sql.json(requests as never)}) as r`.then((rows) => rows[0]!.r);
+  const request = { datasource_id: s.datasourceId, key_id: s.keyId, values: { temperature: 1 } };
+
+  const usual = await batch([request, { ...request, values: { temperature: 2 } }]);
+  assert.deepEqual(Object.keys(usual), ["received_at"]);
+  const [stored] = await db
+    .sql`select value, observed_at::text = received_at::text as now from public.datasource_values`;
+  assert.deepEqual([stored!.value, stored!.now], [2, true]);
+
+  const refused = await batch([request, { ...request, key_id: crypto.randomUUID() }]);
+  assert.deepEqual(refused.results.map((r: { code?: string }) => r.code ?? "ok"), ["ok", "PT401"]);
+  const past = await batch([request, { ...request, observed_at: "2020-01-01T00:00:00Z" }]);
+  assert.deepEqual(past.results.map((r: { superseded: string[] }) => r.superseded), [[], ["temperature"]]);
+});
+
 Deno.test("ingest_write_batch: within a batch the newest observation wins, then the later request", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);

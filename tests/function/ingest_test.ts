@@ -269,7 +269,9 @@ Deno.test("concurrent requests are group-committed: every 200 is stored, each ex
   );
   for (const res of responses) {
     assert.equal(res.status, 200);
-    await res.body?.cancel();
+    const body = await res.json();
+    assert.deepEqual([body.stored, body.superseded], [["temperature"], []]);
+    assert.equal(body.observed_at, body.received_at, "observed when received");
   }
   const rows = await db.sql`select value from public.datasource_readings order by (value::text)::int`;
   assert.deepEqual(rows.map((r) => r.value), Array.from({ length: 60 }, (_, i) => i));

@@ -52,10 +52,14 @@ interface PendingWrite {
   reject: (error: StoreError) => void;
 }
 
-/** What `ingest_write_batch` returns: one result per request, in order. */
+/**
+ * What `ingest_write_batch` returns: one result per request, in order; no
+ * `results` when every request was stored, observed at `received_at`, and
+ * superseded nothing.
+ */
 interface BatchResult {
   received_at: string;
-  results: ({ observed_at: string; superseded: string[] } | { code: string })[];
+  results?: ({ observed_at: string; superseded: string[] } | { code: string })[];
 }
 
 /** The messages `ingest_write` raises with each code, for the requests a batch refuses. */
@@ -149,7 +153,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       const { received_at, results } = await writeMany(batch.map(({ request }) => request));
       return () =>
         batch.forEach(({ request, resolve, reject }, i) => {
-          const item = results[i];
+          const item = results ? results[i] : { observed_at: received_at, superseded: [] };
           if (item && "observed_at" in item) {
             const { observed_at, superseded } = item;
             resolve({ stored: storedKeys(request.values), superseded, observed_at, received_at });
