@@ -11,6 +11,10 @@ function write(sql: Sql, s: { datasourceId: string; keyId: string }, values: unk
     .then((rows) => rows[0]!.r);
 }
 
+function writeBatch(sql: Sql, requests: object[]) {
+  return sql`select public.ingest_write_batch(${sql.json(requests as never)}) as r`.then((rows) => rows[0]!.r);
+}
+
 Deno.test("upserts the latest value per DataKey and returns what it stored", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
@@ -141,15 +145,12 @@ Deno.test("ingest_write_batch: one commit for many requests, each request all-or
     key_id: keyId,
     values,
   });
-  const [row] = await db.sql`select public.ingest_write_batch(${
-    db.sql.json([
-      request(s.keyId, { temperature: 1 }),
-      request(other.keyId, { temperature: 2 }),
-      request(s.keyId, { temperature: 3, nope: 1 }),
-      request(s.keyId, { motor_stats: { rpm: 1, vibration: 2 } }),
-    ] as never)
-  }) as r`;
-  const { results } = row!.r;
+  const { results } = await writeBatch(db.sql, [
+    request(s.keyId, { temperature: 1 }),
+    request(other.keyId, { temperature: 2 }),
+    request(s.keyId, { temperature: 3, nope: 1 }),
+    request(s.keyId, { motor_stats: { rpm: 1, vibration: 2 } }),
+  ]);
   assert.deepEqual(results.map((r: { code?: string }) => r.code ?? "ok"), ["ok", "PT401", "PT400", "ok"]);
   const history = await db.sql`select data_key, value from public.datasource_readings order by id`;
   assert.deepEqual(history.map((r) => [r.data_key, r.value]), [["temperature", 1], ["motor_stats", {
@@ -165,19 +166,17 @@ Deno.test("ingest_write_batch: one commit for many requests, each request all-or
 Deno.test("ingest_write_batch: only received_at when every request was stored, observed then, superseding nothing", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
-  const batch = (requests: object[]) =>
-    db.sql`select public.ingest_write_batch(${db.sql.json(requests as never)}) as r`.then((rows) => rows[0]!.r);
   const request = { datasource_id: s.datasourceId, key_id: s.keyId, values: { temperature: 1 } };
 
-  const usual = await batch([request, { ...request, values: { temperature: 2 } }]);
+  const usual = await writeBatch(db.sql, [request, { ...request, values: { temperature: 2 } }]);
   assert.deepEqual(Object.keys(usual), ["received_at"]);
   const [stored] = await db
     .sql`select value, observed_at::text = received_at::text as now from public.datasource_values`;
   assert.deepEqual([stored!.value, stored!.now], [2, true]);
 
-  const refused = await batch([request, { ...request, key_id: crypto.randomUUID() }]);
+  const refused = await writeBatch(db.sql, [request, { ...request, key_id: crypto.randomUUID() }]);
   assert.deepEqual(refused.results.map((r: { code?: string }) => r.code ?? "ok"), ["ok", "PT401"]);
-  const past = await batch([request, { ...request, observed_at: "2020-01-01T00:00:00Z" }]);
+  const past = await writeBatch(db.sql, [request, { ...request, observed_at: "2020-01-01T00:00:00Z" }]);
   assert.deepEqual(past.results.map((r: { superseded: string[] }) => r.superseded), [[], ["temperature"]]);
 });
 
@@ -190,14 +189,12 @@ Deno.test("ingest_write_batch: within a batch the newest observation wins, then 
     values: { temperature: value },
     ...(observedAt ? { observed_at: observedAt } : {}),
   });
-  const [row] = await db.sql`select public.ingest_write_batch(${
-    db.sql.json([
-      request(1, "2026-01-01T00:00:02Z"),
-      request(2, "2026-01-01T00:00:01Z"),
-      request(3, "2026-01-01T00:00:02Z"),
-    ] as never)
-  }) as r`;
-  const superseded = row!.r.results.map((r: { superseded: string[] }) => r.superseded);
+  const { results } = await writeBatch(db.sql, [
+    request(1, "2026-01-01T00:00:02Z"),
+    request(2, "2026-01-01T00:00:01Z"),
+    request(3, "2026-01-01T00:00:02Z"),
+  ]);
+  const superseded = results.map((r: { superseded: string[] }) => r.superseded);
   assert.deepEqual(superseded, [[], ["temperature"], []]);
   const [latest] = await db.sql`select value from public.datasource_values where data_key = 'temperature'`;
   assert.equal(latest!.value, 3);
