@@ -6,7 +6,7 @@ import { hashApiKey } from "../supabase/functions/ingest-data/api_key.ts";
 import { createKeyResolver } from "../supabase/functions/ingest-data/key_resolver.ts";
 import { buildPayloadValidator } from "../supabase/functions/ingest-data/payload_schema.ts";
 import type { ResolvedKey, Store, Widget } from "../supabase/functions/ingest-data/store.ts";
-import { DOC_WIDGETS } from "../scripts/lib/provisioning.ts";
+import { DOC_WIDGETS } from "../local/provisioning.ts";
 
 const widgets = DOC_WIDGETS.map((w, i) => ({ ...w, id: String(i) })) as unknown as Widget[];
 const resolved: ResolvedKey = {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { DOC_PAYLOADS } from "./support/function.ts";
-import { freePort } from "../scripts/lib/net.ts";
+import { freePort } from "../local/net.ts";
 
 Deno.test("deno task dev serves the endpoint on an embedded PGlite with a demo key", async () => {
   const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });

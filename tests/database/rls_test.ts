@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { createTestDatabase } from "../support/database.ts";
 import { type Actor, asRole, type Seeded, seedWorkspace, sqlState } from "../support/seed.ts";
-import { asServiceRole, createDatasource, createWorkspace } from "../../scripts/lib/provisioning.ts";
+import { asServiceRole, createDatasource, createWorkspace } from "../../local/provisioning.ts";
 
 const TABLES = [
   "workspaces",

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createTestDatabase } from "../support/database.ts";
-import { listMigrations } from "../../scripts/lib/migrate.ts";
+import { listMigrations } from "../../local/migrate.ts";
 
 const SUPABASE_CLI = ["npx", "--yes", "supabase@3.1.0"];
 
@@ -21,6 +21,20 @@ async function supabase(...args: string[]): Promise<{ code: number; stdout: stri
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
+
+Deno.test("supabase db push applies every migration in order, as README's deploy steps do", async () => {
+  await using db = await createTestDatabase({ migrations: false });
+  const push = await supabase("db", "push", `--db-url=${db.url}`, "--yes");
+  assert.equal(push.code, 0, push.stderr + push.stdout);
+  const names = listMigrations().map((m) => `${m.version}_${m.name}.sql`);
+  const output = push.stdout + push.stderr;
+  const positions = names.map((name) => output.indexOf(`Applying migration ${name}`));
+  assert.ok(positions.every((p, i) => p >= 0 && (i === 0 || p > positions[i - 1]!)), output);
+  const applied = await db.sql`select version from supabase_migrations.schema_migrations order by version`;
+  assert.deepEqual(applied.map((r) => r.version), listMigrations().map((m) => m.version));
+  const [row] = await db.sql`select count(*)::int as n from pg_proc where proname = 'ingest_write_batch'`;
+  assert.equal(row?.n, 1);
+});
 
 Deno.test("supabase migration up applies every migration; db advisors report nothing", async () => {
   await using db = await createTestDatabase({ migrations: false });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { Sql } from "postgres";
-import { createApiKey, createDatasource, createWorkspace, type WidgetSpec } from "../../scripts/lib/provisioning.ts";
+import { createApiKey, createDatasource, createWorkspace, type WidgetSpec } from "../../local/provisioning.ts";
 import { caseArb } from "../support/arbitraries.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { createTestFunction, postRequest } from "../support/function.ts";

@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { applyMigrations, applyPlatformFixture } from "../../scripts/lib/migrate.ts";
-import { startPostgres } from "../../scripts/lib/postgres_server.ts";
-import { createApiKey, createDatasource, createWorkspace } from "../../scripts/lib/provisioning.ts";
+import { applyMigrations, applyPlatformFixture } from "../../local/migrate.ts";
+import { startPostgres } from "../../local/postgres_server.ts";
+import { createApiKey, createDatasource, createWorkspace } from "../../local/provisioning.ts";
 import { createTestFunction, postRequest } from "../support/function.ts";
 
 Deno.test("503 with Retry-After while PostgreSQL is down, 200 again once it is back, without a restart", async () => {

@@ -3,7 +3,7 @@
  * and the valid payloads for them.
  */
 import fc from "fast-check";
-import type { WidgetSpec } from "../../scripts/lib/provisioning.ts";
+import type { WidgetSpec } from "../../local/provisioning.ts";
 
 export const name = fc.stringMatching(/^[a-z][a-z0-9_]{0,11}$/);
 export const scalar = fc.oneof(

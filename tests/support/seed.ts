@@ -11,7 +11,7 @@ import {
   createWorkspace,
   DOC_WIDGETS,
   type WidgetSpec,
-} from "../../scripts/lib/provisioning.ts";
+} from "../../local/provisioning.ts";
 
 export { DOC_WIDGETS, type WidgetSpec };
 

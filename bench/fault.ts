@@ -7,7 +7,7 @@
  *
  * Options: --seconds=20 --down-at=5 --down-for=4 --connections=16
  */
-import { progress, seedDatasources, startDurablePostgres, startFunction } from "./lib/load.ts";
+import { progress, seedDatasources, startDurablePostgres, startFunction } from "./load.ts";
 
 const args = Object.fromEntries(
   Deno.args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=", 2) as [string, string]),

@@ -10,7 +10,7 @@ import {
   createDatasource,
   createWorkspace,
   revokeApiKey,
-} from "./lib/provisioning.ts";
+} from "./provisioning.ts";
 
 const USAGE = `Usage: deno task admin <command>
 

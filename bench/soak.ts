@@ -16,7 +16,7 @@ import {
   startDurablePostgres,
   startFunction,
   wrk,
-} from "./lib/load.ts";
+} from "./load.ts";
 
 const args = Object.fromEntries(
   Deno.args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=", 2) as [string, string]),

@@ -1,5 +1,5 @@
 -- wrk script: the documentation's combined payload, spread over every key in
--- keys.lua (written by scripts/bench.ts), one key after another. Requests are
+-- keys.lua (written by bench/bench.ts), one key after another. Requests are
 -- formatted once per key, so that wrk spends its CPU on sending, not on Lua.
 local keys = dofile(os.getenv("BENCH_KEYS_FILE"))
 local body = os.getenv("BENCH_BODY")

@@ -7,7 +7,7 @@
  */
 import type { Sql } from "postgres";
 
-const root = new URL("../../", import.meta.url);
+const root = new URL("../", import.meta.url);
 
 /** The migration files, oldest first: `{ version, name, path }`. */
 export function listMigrations(): { version: string; name: string; path: URL }[] {
@@ -23,7 +23,7 @@ export function listMigrations(): { version: string; name: string; path: URL }[]
 
 /** Creates what Supabase provides (roles, auth, realtime, default grants) on a plain PostgreSQL. */
 export async function applyPlatformFixture(sql: Sql): Promise<void> {
-  const fixture = await Deno.readTextFile(new URL("scripts/lib/supabase_platform.sql", root));
+  const fixture = await Deno.readTextFile(new URL("local/supabase_platform.sql", root));
   await sql.unsafe(fixture);
 }
 

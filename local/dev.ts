@@ -9,9 +9,9 @@ import postgres from "postgres";
 import { loadConfig } from "../supabase/functions/ingest-data/config.ts";
 import { createStore } from "../supabase/functions/ingest-data/create_store.ts";
 import { createHandler } from "../supabase/functions/ingest-data/handler.ts";
-import { startEmbeddedPostgres } from "./lib/embedded_postgres.ts";
-import { applyMigrations, applyPlatformFixture } from "./lib/migrate.ts";
-import { seedDemo } from "./lib/demo.ts";
+import { startEmbeddedPostgres } from "./embedded_postgres.ts";
+import { applyMigrations, applyPlatformFixture } from "./migrate.ts";
+import { seedDemo } from "./demo.ts";
 
 const DEV_DIR = Deno.env.get("INGEST_DEV_DIR")?.replace(/\/?$/, "/") ??
   new URL("../.dev-db/", import.meta.url).pathname;

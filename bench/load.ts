@@ -5,12 +5,12 @@
  * @module
  */
 import postgres from "postgres";
-import { applyMigrations, applyPlatformFixture } from "./migrate.ts";
-import { freePort, waitForPort } from "./net.ts";
-import { type PostgresServer, startPostgres } from "./postgres_server.ts";
-import { createApiKey, createDatasource, createWorkspace } from "./provisioning.ts";
+import { applyMigrations, applyPlatformFixture } from "../local/migrate.ts";
+import { freePort, waitForPort } from "../local/net.ts";
+import { type PostgresServer, startPostgres } from "../local/postgres_server.ts";
+import { createApiKey, createDatasource, createWorkspace } from "../local/provisioning.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
 
 /** The documentation's combined payload. */
 export const COMBINED_PAYLOAD = JSON.stringify({
@@ -84,7 +84,7 @@ export async function startFunction(
   const port = freePort();
   const ingestEnv = Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => k.startsWith("INGEST_")));
   const args = options.parallel
-    ? ["serve", "--parallel", "--allow-net", "--allow-env", "--port", String(port), "scripts/bench/parallel_entry.ts"]
+    ? ["serve", "--parallel", "--allow-net", "--allow-env", "--port", String(port), "bench/parallel_entry.ts"]
     : ["run", "--allow-net", "--allow-env", "supabase/functions/ingest-data/index.ts"];
   const process = new Deno.Command(Deno.execPath(), {
     args,
@@ -123,7 +123,7 @@ export async function wrk(
     "--timeout",
     "10s",
     "-s",
-    `${ROOT}scripts/bench/ingest.lua`,
+    `${ROOT}bench/ingest.lua`,
     url,
   ], { BENCH_KEYS_FILE: keysFile, BENCH_BODY: COMBINED_PAYLOAD });
   await Deno.remove(keysFile);

@@ -8,8 +8,8 @@
  * Extra arguments go to `deno test`, e.g. `deno task test tests/widgets_test.ts`.
  */
 import postgres from "postgres";
-import { startPostgres } from "./lib/postgres_server.ts";
-import { applyMigrations, applyPlatformFixture } from "./lib/migrate.ts";
+import { startPostgres } from "../local/postgres_server.ts";
+import { applyMigrations, applyPlatformFixture } from "../local/migrate.ts";
 
 const TEMPLATE = "ingest_template";
 
