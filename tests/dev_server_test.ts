@@ -4,8 +4,10 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { createClient } from "@supabase/supabase-js";
 import { DOC_PAYLOADS } from "./support/function.ts";
 import { freePort } from "../local/net.ts";
+import { type LatestValue, watchDatasource, type WatchStatus } from "../clients/watch_datasource.ts";
 
 Deno.test("deno task dev serves the endpoint on an embedded PGlite with a demo key", async () => {
   const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });
@@ -48,6 +50,34 @@ Deno.test("deno task dev serves the endpoint on an embedded PGlite with a demo k
     } finally {
       await sql.end();
     }
+
+    // The printed .env lines connect supabase-js to the stand-ins: the demo user watches the demo datasource live.
+    const env = Object.fromEntries([...output.matchAll(/^([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+    assert.equal(env.SUPABASE_URL, `http://127.0.0.1:${port}`);
+    assert.ok(env.SUPABASE_ANON_KEY && env.DEMO_ACCESS_TOKEN && env.DEMO_DATASOURCE_ID, output);
+    const supabase = createClient(env.SUPABASE_URL!, env.SUPABASE_ANON_KEY!, {
+      accessToken: () => Promise.resolve(env.DEMO_ACCESS_TOKEN!),
+    });
+    let latest: Readonly<Record<string, LatestValue>> = {};
+    let status: WatchStatus | undefined;
+    const watch = watchDatasource(supabase, env.DEMO_DATASOURCE_ID!, {
+      onValues: (values) => latest = values,
+      onStatus: (s) => status = s,
+    });
+    try {
+      await until(() => status === "live", () => `live (status ${status})`);
+      assert.equal(latest.temperature?.value, 42.5, "first read");
+      const res = await fetch(endpoint!, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ temperature: 17.25 }),
+      });
+      assert.equal(res.status, 200, await res.text());
+      await until(() => latest.temperature?.value === 17.25, () => "the broadcast of the new value");
+    } finally {
+      await watch.stop();
+      await supabase.removeAllChannels();
+    }
   } finally {
     dev.kill("SIGINT");
     // Keep reading so the server never blocks on a full pipe while it stops.
@@ -62,3 +92,11 @@ Deno.test("deno task dev serves the endpoint on an embedded PGlite with a demo k
   assert.match(output, /^POST 200 [\d.]+ms datasource=/m);
   assert.ok(!/POST 200.*tw_/.test(output), "a request log line shows the key");
 });
+
+async function until(condition: () => boolean, what: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
