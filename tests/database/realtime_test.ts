@@ -20,6 +20,24 @@ Deno.test("members receive their datasource's broadcasts; outsiders and other to
   assert.equal(await visible(s.owner, "other-topic"), 0);
 });
 
+Deno.test("a member authorized for one datasource's topic reads none of another datasource's stored broadcasts", async () => {
+  await using db = await createTestDatabase();
+  const a = await seedWorkspace(db.sql);
+  const b = await seedWorkspace(db.sql);
+  // The owner of A is a member of B's workspace too: membership of B is not enough on A's topic.
+  await db
+    .sql`insert into public.workspace_members (workspace_id, user_id, role) values (${b.workspaceId}, ${a.owner}, 'viewer')`;
+  const c = await seedWorkspace(db.sql);
+  for (const s of [a, b, c]) {
+    await db.sql`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${db.sql.json({ temperature: 1 })})`;
+  }
+  const topics = await asRole(db.sql, { role: "authenticated", userId: a.owner }, async (tx) => {
+    await tx`select set_config('realtime.topic', ${`datasource:${a.datasourceId}`}, true)`;
+    return (await tx`select topic from realtime.messages`).map((r) => r.topic);
+  });
+  assert.deepEqual(topics, [`datasource:${a.datasourceId}`]);
+});
+
 Deno.test("a logical replication slot on supabase_realtime sees datasource_values changes", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
