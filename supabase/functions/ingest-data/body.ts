@@ -4,10 +4,12 @@
  * @module
  */
 import { HttpError } from "./http_error.ts";
+import { notJsonError } from "./json_error.ts";
 
 /**
  * Reads and parses the JSON body: 413 past `maxBytes` (checked while reading),
- * 400 when it is not JSON or nests deeper than `maxDepth` (checked before parsing).
+ * 400 when it is not JSON or nests deeper than `maxDepth` (checked before parsing),
+ * 415 when it is not JSON and its Content-Type says so (a form, multipart).
  */
 export async function readJsonBody(request: Request, limits: { maxBytes: number; maxDepth: number }): Promise<unknown> {
   const { maxBytes, maxDepth } = limits;
@@ -31,9 +33,7 @@ export async function readJsonBody(request: Request, limits: { maxBytes: number;
   try {
     return JSON.parse(text);
   } catch (error) {
-    // V8 quotes part of the input in its message; keep the reason and position only.
-    const reason = (error as Error).message.replace(/, "[\s\S]*" is not valid JSON$/, "").replace(/"[\s\S]*"/g, "…");
-    throw new HttpError(400, "invalid_json", `Cannot parse payload: invalid JSON (${reason})`);
+    throw notJsonError(error, request.headers.get("content-type"));
   }
 }
 
