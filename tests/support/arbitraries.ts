@@ -63,3 +63,26 @@ export const caseArb = widgetsArb.chain((widgets) =>
     fc.record(Object.fromEntries(chosen.map((w) => [w.data_key, valueArb(w)]))).map((payload) => ({ widgets, payload }))
   )
 );
+
+/**
+ * 1 to 8 widgets on at most 3 DataKeys, with sub-keys from a pool of 4 names:
+ * DataKeys are often shared, sub-keys often overlap, and some combinations no
+ * value can satisfy (a SingleData beside a chart, a sub-key both scalar and array).
+ */
+export const sharedWidgetsArb: fc.Arbitrary<WidgetSpec[]> = fc.array(
+  fc.tuple(
+    fc.constantFrom("line", "motor", "output"),
+    fc.constantFrom("SingleData", "DoubleData", "BarChart", "LineChart"),
+    fc.uniqueArray(fc.constantFrom("a", "b", "machines", "units"), { minLength: 2, maxLength: 2 }),
+  ).map(([dataKey, type, [a, b]]): WidgetSpec => ({
+    name: `${type} on ${dataKey}`,
+    widget_type: type,
+    data_key: dataKey,
+    settings: type === "SingleData"
+      ? {}
+      : type === "DoubleData"
+      ? { primarySubKey: a, secondarySubKey: b }
+      : { labelsKey: a, valuesKey: b },
+  })),
+  { minLength: 1, maxLength: 8 },
+);
