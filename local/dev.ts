@@ -56,7 +56,8 @@ const handler = createHandler({
 });
 
 const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
-  if (new URL(request.url).pathname === PATH) return handler(request);
+  const path = new URL(request.url).pathname;
+  if (path === PATH || path === `${PATH}/openapi.json`) return handler(request);
   return Response.json({ code: "not_found", message: `Not found: the endpoint is ${PATH}` }, { status: 404 });
 });
 

@@ -5,16 +5,13 @@
  * @module
  */
 import { z } from "zod";
+import type { exampleSchemaSchema } from "./api_schema.ts";
 import type { PayloadValidator } from "./payload_schema.ts";
 import type { ResolvedKey } from "./store.ts";
 import { type DataKeyShape, dataKeyShapes } from "./data_key_shape.ts";
 
-/** The body of `GET /functions/v1/ingest-data`. */
-export interface ExampleSchema {
-  datasource: { id: string; name: string; enabled: boolean; data_keys: string[] };
-  example: Record<string, unknown>;
-  json_schema: Record<string, unknown>;
-}
+/** The body of `GET /functions/v1/ingest-data` (see api_schema.ts). */
+export type ExampleSchema = z.infer<typeof exampleSchemaSchema>;
 
 /** Builds the Example Schema of a resolved key's datasource; POST accepts its example. */
 export function buildExampleSchema(key: ResolvedKey, validator: PayloadValidator): ExampleSchema {
