@@ -40,6 +40,8 @@ const ALLOW = "GET, POST, OPTIONS";
 const RETRY_AFTER_S = "5";
 /** How far in the future an `observed_at` may be (clock skew of devices). */
 const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+/** The earliest `observed_at` accepted: 0001-01-01T00:00:00Z (year 0 and before do not survive the round trip). */
+const MIN_TIME_MS = -62_135_596_800_000;
 
 /** Creates the `(request) => response` function that `Deno.serve` runs. */
 export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
@@ -207,6 +209,13 @@ function readObservedAt(url: string, now: number): string | undefined {
   const time = /^\d{4}-\d{2}-\d{2}T/.test(raw) ? Date.parse(raw) : NaN;
   if (Number.isNaN(time)) {
     throw new HttpError(400, "invalid_observed_at", `Cannot parse observed_at: "${raw}" is not an ISO 8601 date-time`);
+  }
+  if (time < MIN_TIME_MS) {
+    throw new HttpError(
+      400,
+      "invalid_observed_at",
+      `Cannot accept observed_at: "${raw}" is before 0001-01-01T00:00:00Z, which the database cannot store`,
+    );
   }
   if (time > now + MAX_FUTURE_SKEW_MS) {
     throw new HttpError(

@@ -64,7 +64,8 @@ interface BatchResult {
 
 /** The messages `ingest_write` raises with each code, for the requests a batch refuses. */
 const REFUSALS: Record<string, string> = {
-  PT400: "Values must be a non-empty JSON object of the datasource's DataKeys",
+  PT400:
+    "Values must be a non-empty JSON object of the datasource's DataKeys, observed at a time the database can store",
   PT401: "API key is not valid",
   PT403: "API key lacks the ingest:write scope, or the datasource is disabled",
 };
@@ -163,8 +164,27 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
         });
     } catch (error) {
       const failure = toStoreError(error);
-      return () => batch.forEach(({ reject }) => reject(failure));
+      if (failure.kind === "unavailable" || batch.length === 1) {
+        return () => batch.forEach(({ reject }) => reject(failure));
+      }
+      // Not the database's fault: something in one request that the batch could not
+      // contain. Each request goes alone, so that it costs no other request its write.
+      return await runAlone(batch);
     }
+  }
+
+  /** Writes each request of a failed batch on its own; each is answered with its own outcome. */
+  async function runAlone(batch: PendingWrite[]): Promise<() => void> {
+    const outcomes: (() => void)[] = [];
+    for (const { request, resolve, reject } of batch) {
+      outcomes.push(
+        await writeOne(request).then((result) => () => resolve(result), (error) => {
+          const failure = toStoreError(error);
+          return () => reject(failure);
+        }),
+      );
+    }
+    return () => outcomes.forEach((answer) => answer());
   }
 
   /** One statement, its values inline as literals: one round trip (see sql_literal.ts). */
@@ -225,6 +245,10 @@ function toStoreError(error: unknown): StoreError {
   const e = error as { name?: string; code?: string; message?: string };
   if (e.name === "PostgresError") {
     const kind = failureOfSqlState(e.code);
+    // A data exception's message quotes the value: say what kind of value instead.
+    if (kind === "invalid" && e.code?.startsWith("22")) {
+      return new StoreError(kind, "a value the database cannot store (an id, a time or text out of range)");
+    }
     if (kind === "invalid" || kind === "unauthorized" || kind === "forbidden") {
       return new StoreError(kind, e.message ?? kind);
     }

@@ -81,6 +81,8 @@ export function failureOfSqlState(code: string | undefined): StoreFailure | null
       return "forbidden";
   }
   if (!code) return null;
+  // Data exceptions: a value the database cannot read or store (a time out of range, a malformed id).
+  if (code.startsWith("22")) return "invalid";
   // Connection exceptions, shutdown, too many connections, statement timeout, read-only standby.
   if (code.startsWith("08") || code.startsWith("57P") || code === "53300" || code === "57014" || code === "25006") {
     return "unavailable";
