@@ -62,6 +62,8 @@ interface ValuesMessage {
   id?: string;
   datasource_id: string;
   observed_at?: string;
+  /** ingest_write_readings: each DataKey's own observation time (`observed_at` is the newest of them). */
+  observed_at_by_key?: Record<string, string>;
   received_at: string;
   values: Record<string, WidgetValue>;
 }
@@ -114,10 +116,12 @@ export function watchDatasource(supabase: SupabaseClient, datasourceId: string, 
       if (applied.size > REMEMBERED_IDS) applied.delete(applied.values().next().value!);
     }
     const received_at = utc(payload.received_at);
-    // ingest_write sends the request's observed_at; a message without one was observed when received.
-    const observed_at = utc(payload.observed_at ?? payload.received_at);
+    // Each DataKey's observation time when the message has them, else the request's; a message without
+    // observed_at (ingest_write_batch) carries values observed when received.
+    const observedAt = (dataKey: string) =>
+      utc(payload.observed_at_by_key?.[dataKey] ?? payload.observed_at ?? payload.received_at);
     const changed = Object.entries(payload.values)
-      .filter(([dataKey, value]) => offer(dataKey, { value, observed_at, received_at }))
+      .filter(([dataKey, value]) => offer(dataKey, { value, observed_at: observedAt(dataKey), received_at }))
       .map(([dataKey]) => dataKey);
     if (changed.length > 0) options.onValues(snapshot(), changed);
   }

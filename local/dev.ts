@@ -1,8 +1,9 @@
 /**
  * `deno task dev`: the ingest-data function on http://127.0.0.1:54321/functions/v1/ingest-data
- * with a ready database, a demo datasource and a fresh demo API key; beside it, on the same port,
- * the Supabase stand-ins a dashboard needs (`/rest/v1/`, `/realtime/v1/websocket`) and the
- * `.env` lines for supabase-js (SUPABASE_URL, SUPABASE_ANON_KEY, DEMO_ACCESS_TOKEN).
+ * with a ready database, a demo datasource and its demo API key (kept across restarts; `--new-key` replaces it);
+ * beside it, on the same port, the Supabase stand-ins a dashboard needs (`/rest/v1/`,
+ * `/realtime/v1/websocket`) and the `.env` lines for supabase-js (SUPABASE_URL, SUPABASE_ANON_KEY,
+ * DEMO_ACCESS_TOKEN).
  *
  * Database: DATABASE_URL when set, else an embedded PGlite kept in `.dev-db/`
  * (`--reset` starts it afresh; INGEST_DEV_DIR moves it). Port: PORT (default 54321). Ctrl-C stops it.
@@ -42,7 +43,10 @@ const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
 await applyPlatformFixture(sql);
 const applied = await applyMigrations(sql);
 console.log(`Migrations: ${applied.length} applied, database up to date`);
-const demo = await seedDemo(sql);
+await Deno.mkdir(DEV_DIR, { recursive: true });
+const keyFile = `${DEV_DIR}demo_key`;
+const demo = await seedDemo(sql, { keyFile, newKey: Deno.args.includes("--new-key") });
+const keyNote = `${demo.keyReused ? "the same as last time" : "new"}: kept in ${keyFile}; --new-key replaces it`;
 await sql.end();
 if (embedded) await Deno.writeTextFile(`${DEV_DIR}database_url`, databaseUrl);
 
@@ -55,7 +59,7 @@ const handler = createHandler({
     console.log(
       `${line.method} ${line.status} ${line.duration_ms}ms${
         line.datasource_id ? ` datasource=${line.datasource_id}` : ""
-      }${line.code ? ` ${line.code}` : ""}`,
+      }${line.code ? ` ${line.code}` : ""} request_id=${line.request_id}`,
     ),
 });
 
@@ -76,17 +80,34 @@ const supabase = {
 };
 
 const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
-  if (new URL(request.url).pathname === PATH) return handler(request);
+  const path = new URL(request.url).pathname;
+  if (path === PATH || path === `${PATH}/openapi.json`) return handler(request);
   return standIns.route(request) ??
     Response.json({ code: "not_found", message: `Not found: the endpoint is ${PATH}` }, { status: 404 });
 });
+
+let stopping = false;
+async function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  console.log("Stopping…");
+  await standIns.close();
+  await server.shutdown();
+  await store.close();
+  await embedded?.stop();
+  if (embedded) await Deno.remove(`${DEV_DIR}database_url`).catch(() => {});
+  Deno.exit(0);
+}
+// Listen for Ctrl-C before saying so: a caller may send it as soon as it reads the banner.
+Deno.addSignalListener("SIGINT", shutdown);
+Deno.addSignalListener("SIGTERM", shutdown);
 
 const endpoint = `http://127.0.0.1:${port}${PATH}`;
 console.log(`
 Twinnoverse Ingest is running.
   Endpoint:   ${endpoint}
   Datasource: ${demo.datasourceName} (${demo.datasourceId})
-  API key:    ${demo.apiKey}   (new at every start; shown only here)
+  API key:    ${demo.apiKey}   (${keyNote})
 
 Try it:
 curl -X POST '${endpoint}' \\
@@ -104,18 +125,3 @@ DEMO_DATASOURCE_ID=${demo.datasourceId}
 
 Ctrl-C stops it.
 `);
-
-let stopping = false;
-async function shutdown() {
-  if (stopping) return;
-  stopping = true;
-  console.log("Stopping…");
-  await standIns.close();
-  await server.shutdown();
-  await store.close();
-  await embedded?.stop();
-  if (embedded) await Deno.remove(`${DEV_DIR}database_url`).catch(() => {});
-  Deno.exit(0);
-}
-Deno.addSignalListener("SIGINT", shutdown);
-Deno.addSignalListener("SIGTERM", shutdown);

@@ -42,7 +42,7 @@ Deno.test("401 with WWW-Authenticate for a missing, malformed, unknown, revoked 
     [
       "basic auth",
       postRequest({ temperature: 1 }, { headers: { Authorization: "Basic dXNlcjpwYXNz" } }),
-      "missing_api_key",
+      "unsupported_auth_scheme",
     ],
     ["malformed", postRequest({ temperature: 1 }, { key: "tw_short" }), "invalid_api_key"],
     ["unknown", postRequest({ temperature: 1 }, { key: "tw_" + "a".repeat(64) }), "invalid_api_key"],

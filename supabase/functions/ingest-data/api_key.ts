@@ -18,8 +18,8 @@ export function readApiKey(headers: Headers): string {
   let key = headers.get("x-api-key")?.trim();
   if (!key) {
     const authorization = headers.get("authorization")?.trim();
-    const match = authorization?.match(/^Bearer\s+(\S+)$/i);
-    key = match?.[1];
+    if (authorization && !/^Bearer(\s|$)/i.test(authorization)) throw unsupportedScheme(authorization);
+    key = authorization?.slice(6).trim();
   }
   if (!key) {
     throw new HttpError(
@@ -31,6 +31,27 @@ export function readApiKey(headers: Headers): string {
   }
   if (!KEY_FORMAT.test(key)) throw invalidApiKey();
   return key;
+}
+
+/**
+ * The 401 for an Authorization header that is not `Bearer <key>`: Basic (what
+ * `curl -u` and Node-RED's Basic authentication send), or a bare key. It names
+ * the scheme but never echoes the credentials.
+ */
+function unsupportedScheme(authorization: string): HttpError {
+  const how = "send the API key as `X-API-Key: <key>` or `Authorization: Bearer <key>`";
+  // A scheme is a word followed by credentials; a lone token may be a secret, so it is never echoed.
+  const scheme = authorization.match(/^([A-Za-z][\w-]{0,30})\s+\S/)?.[1];
+  let message: string;
+  if (scheme?.toLowerCase() === "basic") {
+    message = `Authorization: Basic is not supported: ${how} (with curl, use --header instead of -u; in Node-RED, ` +
+      "add the header to the http request node instead of choosing basic authentication)";
+  } else if (!scheme) {
+    message = `Authorization needs the Bearer scheme: ${how}`;
+  } else {
+    message = `Authorization: ${scheme} is not supported: ${how}`;
+  }
+  return new HttpError(401, "unsupported_auth_scheme", message, { headers: CHALLENGE });
 }
 
 /** The 401 for a key that is malformed or unknown. */
