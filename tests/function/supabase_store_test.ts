@@ -36,11 +36,14 @@ function postgrestStandIn(sql: Sql, override?: () => Response | null) {
     });
     const forced = override?.();
     if (forced) return forced;
-    const fn = path.match(/^\/rest\/v1\/rpc\/(ingest_resolve_key|ingest_write)$/)?.[1];
+    const fn = path.match(/^\/rest\/v1\/rpc\/(ingest_resolve_key|ingest_write|ingest_write_readings)$/)?.[1];
     if (!fn) return Response.json({ code: "PGRST202", message: "not found" }, { status: 404 });
     try {
       const [row] = await sql.begin(async (tx) => {
         await tx`set local role service_role`;
+        if (fn === "ingest_write_readings") {
+          return await tx`select public.ingest_write_readings(${tx.json(body.p_requests as never)}) as r`;
+        }
         return fn === "ingest_resolve_key"
           ? await tx`select public.ingest_resolve_key(${body.p_key_hash}) as r`
           : await tx`select public.ingest_write(${body.p_datasource_id}, ${body.p_key_id}, ${tx.json(body.p_values)},
@@ -119,6 +122,30 @@ Deno.test("supabase store: PostgREST errors map to the same statuses as the post
     if (status === 503) assert.equal(res.headers.get("Retry-After"), "5");
     await res.body?.cancel();
   }
+});
+
+Deno.test("supabase store: readings and Idempotency-Key through rpc('ingest_write_readings')", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using postgrest = postgrestStandIn(db.sql);
+  const handle = supabaseHandler(postgrest.url);
+  const readings = [2, 1].map((m) => ({ observed_at: Date.now() - m * 60_000, values: { temperature: m } }));
+  const headers = { "Idempotency-Key": "supabase-store-1" };
+  const first = await handle(postRequest(readings, { key: s.apiKey, headers }));
+  const body = await first.json();
+  assert.equal(first.status, 200, JSON.stringify(body));
+  assert.equal(body.readings, 2);
+  assert.deepEqual(body.latest, ["temperature"]);
+  const again = await handle(postRequest(readings, { key: s.apiKey, headers }));
+  assert.equal(again.headers.get("Idempotent-Replayed"), "true");
+  assert.deepEqual(await again.json(), body);
+  const other = await handle(postRequest(readings.slice(1), { key: s.apiKey, headers }));
+  assert.equal(other.status, 422);
+  await other.body?.cancel();
+  const [row] = await db.sql`select count(*)::int as n from public.datasource_readings`;
+  assert.equal(row!.n, 2);
+  const [latest] = await db.sql`select value from public.datasource_values where data_key = 'temperature'`;
+  assert.equal(latest!.value, 1);
 });
 
 Deno.test("supabase store: an unreachable API is a 503", async () => {
