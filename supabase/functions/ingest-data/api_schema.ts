@@ -13,8 +13,7 @@ const KEY_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 /** One problem with the payload: where it is and what was expected there. */
 export const payloadIssueSchema = z.object({
   path: z.string().meta({
-    description:
-      "Dotted path into the payload, e.g. `motor_stats.rpm`; empty for the payload itself",
+    description: "Dotted path into the payload, e.g. `motor_stats.rpm`; empty for the payload itself",
     example: "motor_stats.rpm",
   }),
   expected: z.string().meta({
@@ -104,8 +103,7 @@ export const errorBodySchema = z.object({
   }),
   message: z.string().meta({
     description: "What went wrong and what to do, for a human",
-    example:
-      'Cannot parse payload: "motor_stats.rpm" must be a number or a string',
+    example: 'Cannot parse payload: "motor_stats.rpm" must be a number or a string',
   }),
   issues: z.array(payloadIssueSchema).meta({
     description: "Each problem with the payload; empty for other errors",
@@ -138,19 +136,16 @@ export const payloadSchema = z.record(
           description: "DoubleData: a sub-key's number or string",
         }),
         z.array(z.union([z.string(), z.number()])).meta({
-          description:
-            "BarChart/LineChart: the labels (strings or numbers) or the values (numbers), of equal length",
+          description: "BarChart/LineChart: the labels (strings or numbers) or the values (numbers), of equal length",
         }),
       ]),
     ).meta({
-      description:
-        "DoubleData: exactly its two sub-keys; BarChart/LineChart: its labels and values arrays",
+      description: "DoubleData: exactly its two sub-keys; BarChart/LineChart: its labels and values arrays",
     }),
   ]),
 ).meta({
   id: "Payload",
-  description:
-    "One JSON object: each key is the DataKey of a widget linked to the datasource (at least one). " +
+  description: "One JSON object: each key is the DataKey of a widget linked to the datasource (at least one). " +
     "GET returns the datasource's exact JSON Schema and an example.",
 });
 
@@ -159,12 +154,10 @@ export const ingestResultSchema = z.object({
   ok: z.literal(true),
   datasource_id: z.uuid(),
   stored: z.array(z.string()).meta({
-    description:
-      "The DataKeys stored (history, and latest value unless superseded)",
+    description: "The DataKeys stored (history, and latest value unless superseded)",
   }),
   superseded: z.array(z.string()).meta({
-    description:
-      "DataKeys whose latest value was observed later than this request's: kept in history only",
+    description: "DataKeys whose latest value was observed later than this request's: kept in history only",
   }),
   observed_at: z.string().meta({
     description: "When the values were measured (ISO 8601)",
