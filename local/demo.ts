@@ -1,17 +1,23 @@
 /**
  * The demo workspace of the dev server: datasource "Demo line" with the
- * documentation's three widgets, and a fresh API key at every start.
+ * documentation's three widgets, and its API key, kept across restarts.
  *
  * @module
  */
 import type { Sql } from "postgres";
-import { asServiceRole, createApiKey, createDatasource, createWorkspace, revokeApiKey } from "./provisioning.ts";
+import { demoApiKey } from "./demo_key.ts";
+import { asServiceRole, createDatasource, createWorkspace } from "./provisioning.ts";
 
 const DEMO_DATASOURCE = "Demo line";
-const DEMO_KEY = "dev server";
 
-/** Creates the demo datasource if missing, revokes earlier demo keys, and returns a new key. */
-export async function seedDemo(sql: Sql): Promise<{ datasourceId: string; datasourceName: string; apiKey: string }> {
+/**
+ * Creates the demo datasource if missing, and returns its demo key: the one
+ * kept in `keyOptions.keyFile` while it works, else a new one (see demo_key.ts).
+ */
+export async function seedDemo(
+  sql: Sql,
+  keyOptions: { keyFile: string; newKey?: boolean },
+): Promise<{ datasourceId: string; datasourceName: string; apiKey: string; keyReused: boolean }> {
   let [existing] =
     await sql`select id from public.datasources where name = ${DEMO_DATASOURCE} order by created_at limit 1`;
   if (!existing) {
@@ -22,9 +28,6 @@ export async function seedDemo(sql: Sql): Promise<{ datasourceId: string; dataso
     existing = { id };
   }
   const datasourceId = existing.id as string;
-  const old = await sql`select id from public.datasource_api_keys
-    where datasource_id = ${datasourceId} and name = ${DEMO_KEY} and revoked_at is null`;
-  for (const key of old) await revokeApiKey(sql, key.id);
-  const { apiKey } = await createApiKey(sql, datasourceId, { name: DEMO_KEY, scopes: ["ingest:write", "ingest:read"] });
-  return { datasourceId, datasourceName: DEMO_DATASOURCE, apiKey };
+  const { apiKey, reused } = await demoApiKey(sql, datasourceId, keyOptions);
+  return { datasourceId, datasourceName: DEMO_DATASOURCE, apiKey, keyReused: reused };
 }

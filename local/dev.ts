@@ -1,6 +1,6 @@
 /**
  * `deno task dev`: the ingest-data function on http://127.0.0.1:54321/functions/v1/ingest-data
- * with a ready database, a demo datasource and a fresh demo API key.
+ * with a ready database, a demo datasource and its demo API key (kept across restarts; `--new-key` replaces it).
  *
  * Database: DATABASE_URL when set, else an embedded PGlite kept in `.dev-db/`
  * (`--reset` starts it afresh; INGEST_DEV_DIR moves it). Port: PORT (default 54321). Ctrl-C stops it.
@@ -38,7 +38,10 @@ const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
 await applyPlatformFixture(sql);
 const applied = await applyMigrations(sql);
 console.log(`Migrations: ${applied.length} applied, database up to date`);
-const demo = await seedDemo(sql);
+await Deno.mkdir(DEV_DIR, { recursive: true });
+const keyFile = `${DEV_DIR}demo_key`;
+const demo = await seedDemo(sql, { keyFile, newKey: Deno.args.includes("--new-key") });
+const keyNote = `${demo.keyReused ? "the same as last time" : "new"}: kept in ${keyFile}; --new-key replaces it`;
 await sql.end();
 if (embedded) await Deno.writeTextFile(`${DEV_DIR}database_url`, databaseUrl);
 
@@ -51,12 +54,13 @@ const handler = createHandler({
     console.log(
       `${line.method} ${line.status} ${line.duration_ms}ms${
         line.datasource_id ? ` datasource=${line.datasource_id}` : ""
-      }${line.code ? ` ${line.code}` : ""}`,
+      }${line.code ? ` ${line.code}` : ""} request_id=${line.request_id}`,
     ),
 });
 
 const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
-  if (new URL(request.url).pathname === PATH) return handler(request);
+  const path = new URL(request.url).pathname;
+  if (path === PATH || path === `${PATH}/openapi.json`) return handler(request);
   return Response.json({ code: "not_found", message: `Not found: the endpoint is ${PATH}` }, { status: 404 });
 });
 
@@ -65,7 +69,7 @@ console.log(`
 Twinnoverse Ingest is running.
   Endpoint:   ${endpoint}
   Datasource: ${demo.datasourceName} (${demo.datasourceId})
-  API key:    ${demo.apiKey}   (new at every start; shown only here)
+  API key:    ${demo.apiKey}   (${keyNote})
 
 Try it:
 curl -X POST '${endpoint}' \\

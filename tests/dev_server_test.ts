@@ -1,64 +1,94 @@
 /**
  * `deno task dev` as a newcomer runs it: a fresh embedded database, the
- * printed key, the documentation's payloads, the values stored, Ctrl-C.
+ * printed key, the documentation's payloads, the values stored, Ctrl-C; the
+ * key kept across restarts, `--new-key`, and log lines with the request id.
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { DOC_PAYLOADS } from "./support/function.ts";
-import { freePort } from "../local/net.ts";
+import { startDevServer } from "./support/dev_server.ts";
+
+/** POSTs a payload with the key as the documentation's cURL does. */
+function post(endpoint: string, apiKey: string, payload: string): Promise<Response> {
+  return fetch(endpoint, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+    body: payload,
+  });
+}
 
 Deno.test("deno task dev serves the endpoint on an embedded PGlite with a demo key", async () => {
   const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });
-  const port = freePort();
-  const dev = new Deno.Command(Deno.execPath(), {
-    args: ["task", "dev", "--reset"],
-    cwd: new URL("../", import.meta.url),
-    env: { INGEST_DEV_DIR: dir, PORT: String(port), DATABASE_URL: "", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const decoder = new TextDecoder();
-  let output = "";
-  const reader = dev.stdout.getReader();
   try {
-    while (!output.includes("Ctrl-C stops it.")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`dev server exited early:\n${output}`);
-      output += decoder.decode(value);
-    }
-    const apiKey = output.match(/API key: +(tw_[0-9a-f]{64})/)?.[1];
-    const endpoint = output.match(/Endpoint: +(\S+)/)?.[1];
-    const databaseUrl = output.match(/served at (postgres:\/\/\S+)\)/)?.[1];
-    assert.ok(apiKey && databaseUrl, output);
-    assert.equal(endpoint, `http://127.0.0.1:${port}/functions/v1/ingest-data`);
-    assert.match(output, /curl -X POST/);
-
-    for (const payload of Object.values(DOC_PAYLOADS)) {
-      const res: Response = await fetch(endpoint!, {
-        method: "POST",
-        headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
-        body: payload,
-      });
-      assert.equal(res.status, 200, await res.text());
-    }
-    const sql = postgres(databaseUrl!, { max: 1, onnotice: () => {} });
+    const dev = await startDevServer(dir, ["--reset"]);
+    const requestIds: string[] = [];
     try {
-      const rows = await sql`select data_key, value from public.datasource_values order by data_key`;
-      assert.deepEqual(Object.fromEntries(rows.map((r) => [r.data_key, r.value])), JSON.parse(DOC_PAYLOADS.combined));
+      assert.match(dev.output(), /curl -X POST/);
+      for (const payload of Object.values(DOC_PAYLOADS)) {
+        const res = await post(dev.endpoint, dev.apiKey, payload);
+        assert.equal(res.status, 200, await res.text());
+        requestIds.push(res.headers.get("X-Request-Id")!);
+      }
+      const bad = await post(dev.endpoint, dev.apiKey, '{"temperature": true}');
+      assert.equal(bad.status, 400);
+      assert.equal((await bad.json()).request_id, bad.headers.get("X-Request-Id"));
+      requestIds.push(bad.headers.get("X-Request-Id")!);
+      const sql = postgres(dev.databaseUrl, { max: 1, onnotice: () => {} });
+      try {
+        const rows = await sql`select data_key, value from public.datasource_values order by data_key`;
+        assert.deepEqual(
+          Object.fromEntries(rows.map((r) => [r.data_key, r.value])),
+          JSON.parse(DOC_PAYLOADS.combined),
+        );
+      } finally {
+        await sql.end();
+      }
     } finally {
-      await sql.end();
+      const output = await dev.stop();
+      assert.match(output, /^POST 200 [\d.]+ms datasource=/m);
+      assert.ok(!/POST 200.*tw_/.test(output), "a request log line shows the key");
+      // The request id a client sees is in the log line of its request.
+      for (const id of requestIds) assert.match(output, new RegExp(`^POST \\d{3} .* request_id=${id}$`, "m"));
+      assert.match(output, /^POST 400 .* invalid_payload request_id=/m);
     }
   } finally {
-    dev.kill("SIGINT");
-    // Keep reading so the server never blocks on a full pipe while it stops.
-    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-      output += decoder.decode(chunk.value);
-    }
-    const status = await dev.status;
-    const stderr = decoder.decode(await new Response(dev.stderr).arrayBuffer());
     await Deno.remove(dir, { recursive: true });
-    assert.equal(status.code, 0, stderr);
   }
-  assert.match(output, /^POST 200 [\d.]+ms datasource=/m);
-  assert.ok(!/POST 200.*tw_/.test(output), "a request log line shows the key");
+});
+
+Deno.test("deno task dev keeps the demo key across restarts; --new-key replaces and revokes it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });
+  try {
+    const first = await startDevServer(dir, ["--reset"]);
+    await first.stop();
+    assert.match(first.output(), /\(new: kept in /);
+    const keyFile = `${dir}/demo_key`;
+    assert.equal((await Deno.stat(keyFile)).mode! & 0o777, 0o600);
+    assert.equal((await Deno.readTextFile(keyFile)).trim(), first.apiKey);
+
+    const second = await startDevServer(dir);
+    try {
+      assert.equal(second.apiKey, first.apiKey);
+      assert.match(second.output(), /\(the same as last time: kept in /);
+      const res = await post(second.endpoint, second.apiKey, DOC_PAYLOADS.single);
+      assert.equal(res.status, 200, await res.text());
+    } finally {
+      await second.stop();
+    }
+
+    const third = await startDevServer(dir, ["--new-key"]);
+    try {
+      assert.notEqual(third.apiKey, first.apiKey);
+      assert.equal((await Deno.readTextFile(keyFile)).trim(), third.apiKey);
+      const old = await post(third.endpoint, first.apiKey, DOC_PAYLOADS.single);
+      assert.equal(old.status, 401);
+      assert.equal((await old.json()).code, "revoked_api_key");
+      const res = await post(third.endpoint, third.apiKey, DOC_PAYLOADS.single);
+      assert.equal(res.status, 200, await res.text());
+    } finally {
+      await third.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -4,21 +4,9 @@
  * API reference, and every relative link (and its #anchor) leads somewhere.
  */
 import assert from "node:assert/strict";
+import { errorCodesInSource } from "./support/error_codes.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const FUNCTION_DIR = new URL("supabase/functions/ingest-data/", ROOT);
-
-/** The `code` of every HttpError the function's sources can throw, with its status. */
-async function errorCodes(): Promise<Map<string, number>> {
-  const codes = new Map<string, number>();
-  for await (const entry of Deno.readDir(FUNCTION_DIR)) {
-    if (!entry.name.endsWith(".ts")) continue;
-    const source = await Deno.readTextFile(new URL(entry.name, FUNCTION_DIR));
-    for (const match of source.matchAll(/HttpError\(\s*(\d{3}),\s*"([a-z_]+)"/g)) codes.set(match[2]!, +match[1]!);
-    for (const match of source.matchAll(/unauthorized\(\s*"([a-z_]+)"/g)) codes.set(match[1]!, 401);
-  }
-  return codes;
-}
 
 /** The table rows of a Markdown text that start with a status. */
 function statusRows(markdown: string): Map<number, string> {
@@ -31,7 +19,7 @@ function statusRows(markdown: string): Map<number, string> {
 
 for (const file of ["README.md", "docs/api.md"]) {
   Deno.test(`${file} lists every status and error code the function answers with`, async () => {
-    const codes = await errorCodes();
+    const codes = await errorCodesInSource();
     assert.ok(codes.size >= 15, `found only ${codes.size} codes: the scan is broken`);
     const rows = statusRows(await Deno.readTextFile(new URL(file, ROOT)));
     for (const [code, status] of codes) {

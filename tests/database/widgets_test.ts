@@ -55,3 +55,30 @@ Deno.test("valid widgets of every type are accepted, and changing widgets bumps 
   await db.sql`delete from public.widgets where id = ${w!.id}`;
   assert.equal(BigInt(await version()), afterInsert + 2n);
 });
+
+Deno.test("widgets may share a DataKey unless no value could satisfy them all", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const add = (name: string, type: string, settings: unknown) =>
+    sqlState(db.sql`insert into public.widgets (datasource_id, name, widget_type, data_key, settings)
+      values (${s.datasourceId}, ${name}, ${type}, 'production_output', ${db.sql.json(settings as never)})`);
+  // The seed has BarChart production_output {machines, units_per_hour}.
+  assert.equal(await add("shifts", "LineChart", { labelsKey: "shifts", valuesKey: "defects" }), "ok");
+  assert.equal(await add("rates", "DoubleData", { primarySubKey: "rate", secondarySubKey: "target" }), "ok");
+  assert.equal(await add("swapped", "BarChart", { labelsKey: "units_per_hour", valuesKey: "machines" }), "ok");
+  assert.equal(await add("single", "SingleData", {}), "23514");
+  assert.equal(
+    await add("scalar on array", "DoubleData", { primarySubKey: "machines", secondarySubKey: "x" }),
+    "23514",
+  );
+  assert.equal(await add("array on scalar", "LineChart", { labelsKey: "t", valuesKey: "target" }), "23514");
+  const error = await db.sql`insert into public.widgets (datasource_id, name, widget_type, data_key, settings)
+    values (${s.datasourceId}, 'Gauge', 'SingleData', 'motor_stats', '{}')`.catch((e) => e);
+  assert.match(String(error.message), /^Widget "Gauge" cannot share DataKey "motor_stats" with widget/);
+  // Moving a widget onto a DataKey is checked too.
+  const [row] = await db.sql`select id from public.widgets where data_key = 'temperature'`;
+  assert.equal(
+    await sqlState(db.sql`update public.widgets set data_key = 'motor_stats' where id = ${row!.id}`),
+    "23514",
+  );
+});

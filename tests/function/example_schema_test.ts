@@ -1,8 +1,13 @@
 /** GET: the datasource's Example Schema, generated from its widgets. */
 import assert from "node:assert/strict";
+import fc from "fast-check";
+import { addWidget, createApiKey, createDatasource, createWorkspace } from "../../local/provisioning.ts";
+import { dataKeyShapes } from "../../supabase/functions/ingest-data/data_key_shape.ts";
+import type { Widget } from "../../supabase/functions/ingest-data/store.ts";
+import { sharedWidgetsArb } from "../support/arbitraries.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { createTestFunction, ENDPOINT, postRequest } from "../support/function.ts";
-import { createKey, seedWorkspace } from "../support/seed.ts";
+import { createKey, seedWorkspace, sqlState } from "../support/seed.ts";
 
 Deno.test("GET returns the example payload and JSON Schema; POSTing the example is a 200", async () => {
   await using db = await createTestDatabase();
@@ -56,4 +61,33 @@ Deno.test("the Example Schema follows widget changes (new config_version)", asyn
   const post = await fn.handle(postRequest({ trend: { t: [1, 2], v: [3, 4] } }, { key: s.apiKey }));
   assert.equal(post.status, 200);
   await post.body?.cancel();
+});
+
+Deno.test("property: for any widgets the database accepts, POST accepts the Example Schema's example", async () => {
+  await using db = await createTestDatabase();
+  await using fn = createTestFunction(db.url);
+  await fc.assert(
+    fc.asyncProperty(sharedWidgetsArb, async (specs) => {
+      const datasourceId = await createDatasource(db.sql, await createWorkspace(db.sql, "Shared"), { widgets: [] });
+      const linked: Widget[] = [];
+      for (const spec of specs) {
+        // The database refuses exactly the widgets that would leave their DataKey unsatisfiable.
+        const widget = { ...spec, settings: spec.settings as Record<string, string> } as Widget;
+        const conflicts = dataKeyShapes([...linked, widget]).get(spec.data_key)!.kind === "conflict";
+        const state = await sqlState(addWidget(db.sql, datasourceId, spec));
+        assert.equal(state, conflicts ? "23514" : "ok", `${JSON.stringify(linked)} + ${JSON.stringify(spec)}`);
+        if (!conflicts) linked.push(widget);
+      }
+      const { apiKey } = await createApiKey(db.sql, datasourceId, { scopes: ["ingest:write", "ingest:read"] });
+      const get = await fn.handle(new Request(ENDPOINT, { headers: { "X-API-Key": apiKey } }));
+      const { example, datasource } = await get.json();
+      assert.deepEqual(Object.keys(example).sort(), datasource.data_keys);
+      const post = await fn.handle(postRequest(example, { key: apiKey }));
+      assert.equal(post.status, 200, `${JSON.stringify(linked)}: ${JSON.stringify(example)} -> ${await post.text()}`);
+      const rows = await db
+        .sql`select data_key, value from public.datasource_values where datasource_id = ${datasourceId}`;
+      assert.deepEqual(Object.fromEntries(rows.map((r) => [r.data_key, r.value])), example);
+    }),
+    { numRuns: 60 },
+  );
 });

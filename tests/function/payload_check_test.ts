@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { compilePayloadCheck } from "../../supabase/functions/ingest-data/payload_check.ts";
 import { buildPayloadValidator, DEFAULT_LIMITS } from "../../supabase/functions/ingest-data/payload_schema.ts";
-import type { Widget } from "../../supabase/functions/ingest-data/store.ts";
-import { caseArb, valueArb, widgetsArb } from "../support/arbitraries.ts";
+import { buildExampleSchema } from "../../supabase/functions/ingest-data/example_schema.ts";
+import type { ResolvedKey, Widget } from "../../supabase/functions/ingest-data/store.ts";
+import { caseArb, sharedWidgetsArb, valueArb, widgetsArb } from "../support/arbitraries.ts";
 
 const TINY_LIMITS = { ...DEFAULT_LIMITS, maxArrayLength: 3, maxStringLength: 5 };
 
@@ -91,4 +92,44 @@ Deno.test("payload check: agrees with zod on edge cases", () => {
     JSON.parse('{"temperature": 1, "__proto__": 2}'),
   ];
   for (const payload of cases) agree(widgets, payload);
+});
+
+Deno.test("payload check: agrees with zod on shared DataKeys (union of sub-keys, conflicts, mutations)", () => {
+  const arb = sharedWidgetsArb.chain((specs) => {
+    const widgets = specs.map((w, i) => ({ ...w, id: String(i) })) as Widget[];
+    const validator = buildPayloadValidator(widgets);
+    const { example } = buildExampleSchema(
+      { datasource_id: "d", datasource_name: "d", enabled: true, widgets } as unknown as ResolvedKey,
+      validator,
+    );
+    const keys = [...new Set(widgets.map((w) => w.data_key))];
+    const valueOf = (key: string) => {
+      const value = example[key] as Record<string, unknown> | number | undefined;
+      const object = typeof value === "object" ? value : {};
+      return fc.oneof(
+        fc.constant(value),
+        fc.jsonValue(),
+        fc.constant({ ...object, extra: 1 }),
+        fc.constantFrom(...Object.keys(object).concat("none")).map((drop) => {
+          const copy = { ...object };
+          delete copy[drop];
+          return copy;
+        }),
+        fc.constant(Object.fromEntries(Object.entries(object).map(([k, v]) => [k, Array.isArray(v) ? [...v, 1] : v]))),
+      );
+    };
+    return fc.record({
+      widgets: fc.constant(widgets),
+      payload: fc.tuple(...keys.map((key) => fc.option(valueOf(key), { nil: undefined }))).map((values) =>
+        Object.fromEntries(keys.flatMap((key, i) => (values[i] === undefined ? [] : [[key, values[i]]])))
+      ),
+    });
+  });
+  fc.assert(
+    fc.property(arb, ({ widgets, payload }) => {
+      agree(widgets, payload);
+      agree(widgets, payload, TINY_LIMITS);
+    }),
+    { numRuns: 500 },
+  );
 });

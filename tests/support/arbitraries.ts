@@ -13,28 +13,26 @@ export const scalar = fc.oneof(
 );
 export const label = fc.oneof(fc.string({ maxLength: 20 }), fc.integer());
 
+const TYPES = ["SingleData", "DoubleData", "BarChart", "LineChart"] as const;
+
+/** A widget of `type` on `dataKey`, reading sub-keys `a` and `b` when its type has them. */
+function widgetOf(dataKey: string, type: string, [a, b]: string[], widgetName = dataKey): WidgetSpec {
+  const settings = type === "SingleData"
+    ? {}
+    : type === "DoubleData"
+    ? { primarySubKey: a, secondarySubKey: b }
+    : { labelsKey: a, valuesKey: b };
+  return { name: widgetName, widget_type: type, data_key: dataKey, settings };
+}
+
 /** 1 to 5 widgets with distinct DataKeys, each of a random type with valid settings. */
 export const widgetsArb: fc.Arbitrary<WidgetSpec[]> = fc.uniqueArray(name, { minLength: 1, maxLength: 5 }).chain((
   keys,
 ) =>
   fc.tuple(
     ...keys.map((dataKey) =>
-      fc.tuple(
-        fc.constantFrom("SingleData", "DoubleData", "BarChart", "LineChart"),
-        fc.uniqueArray(name, {
-          minLength: 2,
-          maxLength: 2,
-        }),
-      ).map(([type, [a, b]]): WidgetSpec => ({
-        name: dataKey,
-        widget_type: type,
-        data_key: dataKey,
-        settings: type === "SingleData"
-          ? {}
-          : type === "DoubleData"
-          ? { primarySubKey: a, secondarySubKey: b }
-          : { labelsKey: a, valuesKey: b },
-      }))
+      fc.tuple(fc.constantFrom(...TYPES), fc.uniqueArray(name, { minLength: 2, maxLength: 2 }))
+        .map(([type, subKeys]) => widgetOf(dataKey, type, subKeys))
     ),
   )
 );
@@ -62,4 +60,18 @@ export const caseArb = widgetsArb.chain((widgets) =>
   fc.subarray(widgets, { minLength: 1 }).chain((chosen) =>
     fc.record(Object.fromEntries(chosen.map((w) => [w.data_key, valueArb(w)]))).map((payload) => ({ widgets, payload }))
   )
+);
+
+/**
+ * 1 to 8 widgets on at most 3 DataKeys, with sub-keys from a pool of 4 names:
+ * DataKeys are often shared, sub-keys often overlap, and some combinations no
+ * value can satisfy (a SingleData beside a chart, a sub-key both scalar and array).
+ */
+export const sharedWidgetsArb: fc.Arbitrary<WidgetSpec[]> = fc.array(
+  fc.tuple(
+    fc.constantFrom("line", "motor", "output"),
+    fc.constantFrom(...TYPES),
+    fc.uniqueArray(fc.constantFrom("a", "b", "machines", "units"), { minLength: 2, maxLength: 2 }),
+  ).map(([dataKey, type, subKeys]) => widgetOf(dataKey, type, subKeys, `${type} on ${dataKey}`)),
+  { minLength: 1, maxLength: 8 },
 );

@@ -5,21 +5,20 @@
  * @module
  */
 import { z } from "zod";
+import type { exampleSchemaSchema } from "./api_schema.ts";
 import type { PayloadValidator } from "./payload_schema.ts";
-import type { ResolvedKey, Widget } from "./store.ts";
+import type { ResolvedKey } from "./store.ts";
+import { type DataKeyShape, dataKeyShapes } from "./data_key_shape.ts";
 
-/** The body of `GET /functions/v1/ingest-data`. */
-export interface ExampleSchema {
-  datasource: { id: string; name: string; enabled: boolean; data_keys: string[] };
-  example: Record<string, unknown>;
-  json_schema: Record<string, unknown>;
-}
+/** The body of `GET /functions/v1/ingest-data` (see api_schema.ts). */
+export type ExampleSchema = z.infer<typeof exampleSchemaSchema>;
 
-/** Builds the Example Schema of a resolved key's datasource. */
+/** Builds the Example Schema of a resolved key's datasource; POST accepts its example. */
 export function buildExampleSchema(key: ResolvedKey, validator: PayloadValidator): ExampleSchema {
   const example: Record<string, unknown> = {};
-  for (const widget of key.widgets) {
-    if (!(widget.data_key in example)) example[widget.data_key] = exampleValue(widget);
+  for (const [dataKey, shape] of dataKeyShapes(key.widgets)) {
+    // A DataKey whose widgets disagree accepts nothing (the database refuses such widgets now).
+    if (shape.kind !== "conflict") example[dataKey] = exampleValue(shape);
   }
   const jsonSchema = z.toJSONSchema(validator.schema) as Record<string, unknown>;
   jsonSchema.minProperties = 1;
@@ -35,16 +34,20 @@ export function buildExampleSchema(key: ResolvedKey, validator: PayloadValidator
   };
 }
 
-/** The documentation's example value for a widget. */
-function exampleValue(widget: Widget): unknown {
-  const settings = widget.settings as Record<string, string>;
-  switch (widget.widget_type) {
-    case "SingleData":
-      return 42.5;
-    case "DoubleData":
-      return { [settings.primarySubKey!]: 1500, [settings.secondarySubKey!]: 0.75 };
-    case "BarChart":
-    case "LineChart":
-      return { [settings.labelsKey!]: ["Machine A", "Machine B", "Machine C"], [settings.valuesKey!]: [112, 124, 98] };
+/** Scalars for the sub-keys of an object, in turn: the documentation's DoubleData values first. */
+const SCALARS = [1500, 0.75, 42.5, 7, 0.5, 230];
+
+/** The documentation's example value for a DataKey, whichever widgets share it. */
+function exampleValue(shape: Exclude<DataKeyShape, { kind: "conflict" }>): unknown {
+  if (shape.kind === "scalar") return 42.5;
+  let scalars = 0;
+  const value: Record<string, unknown> = {};
+  for (const [name, kind] of shape.fields) {
+    value[name] = kind === "scalar"
+      ? SCALARS[scalars++ % SCALARS.length]
+      : kind === "labels"
+      ? ["Machine A", "Machine B", "Machine C"]
+      : [112, 124, 98];
   }
+  return value;
 }

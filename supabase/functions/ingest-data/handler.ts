@@ -219,6 +219,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     try {
       if (request.method === "OPTIONS") {
         response = new Response(null, { status: 204, headers: { ...preflight, "X-Request-Id": requestId } });
+      } else if (request.url.includes(OPENAPI_PATH)) {
+        response = await openApiResponse(request.method, { ...cors, "X-Request-Id": requestId });
       } else if (request.method !== "GET" && request.method !== "POST") {
         throw new HttpError(405, "method_not_allowed", `Method ${request.method} not allowed: use POST (or GET)`, {
           headers: { Allow: ALLOW },
@@ -256,6 +258,23 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     });
     return response;
   };
+}
+
+/** `GET .../ingest-data/openapi.json`: the OpenAPI document, without a key. */
+const OPENAPI_PATH = "/ingest-data/openapi.json";
+let openApiText: Promise<string> | undefined;
+
+/** The OpenAPI document, built on first use: its generator stays out of the cold start. */
+async function openApiResponse(method: string, headers: Record<string, string>): Promise<Response> {
+  if (method !== "GET") {
+    throw new HttpError(405, "method_not_allowed", `Method ${method} not allowed: use GET`, {
+      headers: { Allow: "GET" },
+    });
+  }
+  openApiText ??= import("./openapi.ts").then((m) => JSON.stringify(m.buildOpenApiDocument(), null, 2) + "\n");
+  return new Response(await openApiText, {
+    headers: { ...headers, "Content-Type": "application/json; charset=utf-8" },
+  });
 }
 
 /** JSON lines to the runtime's log sink. */

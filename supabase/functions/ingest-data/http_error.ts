@@ -4,16 +4,11 @@
  *
  * @module
  */
+import type { z } from "zod";
+import type { errorBodySchema, payloadIssueSchema } from "./api_schema.ts";
 
-/** One problem with the payload: where it is and what was expected there. */
-export interface PayloadIssue {
-  /** Dotted path into the payload, e.g. `motor_stats.rpm`; empty for the payload itself. */
-  path: string;
-  /** What the value there should be, e.g. `a number or a string`. */
-  expected: string;
-  /** The whole sentence, e.g. `"motor_stats.rpm" must be a number or a string`. */
-  message: string;
-}
+/** One problem with the payload: where it is and what was expected there (see api_schema.ts). */
+export type PayloadIssue = z.infer<typeof payloadIssueSchema>;
 
 /** An error that carries the HTTP response it should become. */
 export class HttpError extends Error {
@@ -37,13 +32,8 @@ export class HttpError extends Error {
   }
 }
 
-/** The JSON error body every failure answers with. */
-export interface ErrorBody {
-  code: string;
-  message: string;
-  issues: PayloadIssue[];
-  request_id: string;
-}
+/** The JSON error body every failure answers with (see api_schema.ts). */
+export type ErrorBody = z.infer<typeof errorBodySchema>;
 
 /** Turns any thrown value into a JSON response; unexpected errors become a generic 500. */
 export function errorResponse(

@@ -7,70 +7,58 @@
  * @module
  */
 import type { PayloadLimits } from "./config.ts";
+import { type DataKeyShape, dataKeyShapes } from "./data_key_shape.ts";
 import type { Widget } from "./store.ts";
 
 type Check = (value: unknown) => boolean;
 
 /** Compiles the check of a whole payload from a datasource's widgets. */
 export function compilePayloadCheck(widgets: readonly Widget[], limits: PayloadLimits): Check {
-  const checksByKey = new Map<string, Check[]>();
-  for (const widget of widgets) {
-    const checks = checksByKey.get(widget.data_key) ?? [];
-    checks.push(widgetCheck(widget, limits));
-    checksByKey.set(widget.data_key, checks);
-  }
+  const checksByKey = new Map([...dataKeyShapes(widgets)].map(([key, shape]) => [key, shapeCheck(shape, limits)]));
   return (payload) => {
     if (!isObject(payload)) return false;
     let count = 0;
     for (const key in payload) {
-      const checks = checksByKey.get(key);
-      if (!checks) return false;
-      for (const check of checks) if (!check(payload[key])) return false;
+      const check = checksByKey.get(key);
+      if (!check || !check(payload[key])) return false;
       count++;
     }
     return count > 0;
   };
 }
 
-function widgetCheck(widget: Widget, limits: PayloadLimits): Check {
-  const settings = widget.settings as Record<string, string>;
+function shapeCheck(shape: DataKeyShape, limits: PayloadLimits): Check {
   const scalar = (value: unknown) =>
     typeof value === "number" ? Number.isFinite(value) : typeof value === "string" && storableString(value, limits);
-  switch (widget.widget_type) {
-    case "SingleData":
-      return scalar;
-    case "DoubleData": {
-      const { primarySubKey: first, secondarySubKey: second } = settings;
-      return (value) =>
-        isObject(value) && hasExactly(value, first!, second!) && scalar(value[first!]) && scalar(value[second!]);
+  const number = (value: unknown) => typeof value === "number" && Number.isFinite(value);
+  if (shape.kind === "scalar") return scalar;
+  if (shape.kind === "conflict") return () => false;
+  const fields = [...shape.fields].map(([name, kind]): [string, Check] => [
+    name,
+    kind === "scalar" ? scalar : (value) =>
+      Array.isArray(value) && value.length <= limits.maxArrayLength &&
+      value.every(kind === "labels" ? scalar : number),
+  ]);
+  const { charts } = shape;
+  return (value) => {
+    if (!isObject(value)) return false;
+    let count = 0;
+    for (const key in value) {
+      if (!shape.fields.has(key)) return false;
+      count++;
     }
-    case "BarChart":
-    case "LineChart": {
-      const { labelsKey: labels, valuesKey: values } = settings;
-      return (value) => {
-        if (!isObject(value) || !hasExactly(value, labels!, values!)) return false;
-        const labelList = value[labels!], valueList = value[values!];
-        return Array.isArray(labelList) && Array.isArray(valueList) && labelList.length === valueList.length &&
-          labelList.length <= limits.maxArrayLength && labelList.every(scalar) &&
-          valueList.every((n) => typeof n === "number" && Number.isFinite(n));
-      };
+    if (count !== fields.length) return false;
+    for (const [name, check] of fields) if (!check(value[name])) return false;
+    for (const [labels, values] of charts) {
+      if ((value[labels] as unknown[]).length !== (value[values] as unknown[]).length) return false;
     }
-  }
+    return true;
+  };
 }
 
 /** Within the length limit, and storable in jsonb: no NUL, no half of a surrogate pair. */
 function storableString(value: string, limits: PayloadLimits): boolean {
   return value.length <= limits.maxStringLength && value.isWellFormed() && !value.includes("\0");
-}
-
-/** True when the object's enumerable keys are exactly `a` and `b`. */
-function hasExactly(value: Record<string, unknown>, a: string, b: string): boolean {
-  let count = 0;
-  for (const key in value) {
-    if (key !== a && key !== b) return false;
-    count++;
-  }
-  return count === 2;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

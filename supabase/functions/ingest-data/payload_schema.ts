@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { HttpError, type PayloadIssue } from "./http_error.ts";
 import type { PayloadLimits } from "./config.ts";
+import { type DataKeyShape, dataKeyShapes, type FieldKind } from "./data_key_shape.ts";
 import { compilePayloadCheck } from "./payload_check.ts";
 import type { Widget } from "./store.ts";
 
@@ -33,13 +34,8 @@ export function buildPayloadValidator(
   widgets: readonly Widget[],
   limits: PayloadLimits = DEFAULT_LIMITS,
 ): PayloadValidator {
-  const byKey = new Map<string, z.ZodType>();
-  for (const widget of widgets) {
-    const schema = widgetSchema(widget, limits);
-    const previous = byKey.get(widget.data_key);
-    // Several widgets on one DataKey: the value must satisfy all of them.
-    byKey.set(widget.data_key, previous ? z.intersection(previous, schema) : schema);
-  }
+  // Several widgets on one DataKey: the value must satisfy all of them (see data_key_shape.ts).
+  const byKey = new Map([...dataKeyShapes(widgets)].map(([key, shape]) => [key, shapeSchema(shape, limits)]));
   const dataKeys = [...byKey.keys()].sort();
   // Only names like `constructor` or `toString` need null-prototype payloads (see detachPrototypes).
   const shadowsPrototype = widgets.some((w) =>
@@ -74,42 +70,34 @@ export function buildPayloadValidator(
   };
 }
 
-/** The schema of one widget's value. */
-function widgetSchema(widget: Widget, limits: PayloadLimits): z.ZodType {
-  const settings = widget.settings as Record<string, string>;
+/** The schema of one DataKey's value. */
+function shapeSchema(shape: DataKeyShape, limits: PayloadLimits): z.ZodType {
   const scalar = () => withMaxLength(z.union([z.number(), z.string()], expecting("a number or a string")), limits);
-  switch (widget.widget_type) {
-    case "SingleData":
-      return scalar();
-    case "DoubleData": {
-      const { primarySubKey: first, secondarySubKey: second } = settings;
-      return z.strictObject(
-        { [first!]: scalar(), [second!]: scalar() },
-        expecting(`an object with "${first}" and "${second}"`),
+  if (shape.kind === "scalar") return scalar();
+  if (shape.kind === "conflict") return z.any().refine(() => false, { error: `cannot be sent: ${shape.reason}` });
+  const maxItems = { error: `must be at most ${limits.maxArrayLength} items` };
+  const fieldSchema = (kind: FieldKind) =>
+    kind === "scalar" ? scalar() : kind === "labels"
+      ? z.array(
+        withMaxLength(z.union([z.string(), z.number()], expecting("a string or a number")), limits),
+        expecting("an array of labels"),
+      ).max(limits.maxArrayLength, maxItems)
+      : z.array(z.number(expecting("a finite number")), expecting("an array of numbers")).max(
+        limits.maxArrayLength,
+        maxItems,
       );
-    }
-    case "BarChart":
-    case "LineChart": {
-      const { labelsKey: labels, valuesKey: values } = settings;
-      return z.strictObject({
-        [labels!]: z.array(
-          withMaxLength(z.union([z.string(), z.number()], expecting("a string or a number")), limits),
-          expecting("an array of labels"),
-        ).max(limits.maxArrayLength, { error: `must be at most ${limits.maxArrayLength} items` }),
-        [values!]: z.array(z.number(expecting("a finite number")), expecting("an array of numbers"))
-          .max(limits.maxArrayLength, { error: `must be at most ${limits.maxArrayLength} items` }),
-      }, expecting(`an object with "${labels}" and "${values}" arrays`)).superRefine((chart, ctx) => {
-        const labelCount = (chart[labels!] as unknown[]).length;
-        if ((chart[values!] as unknown[]).length !== labelCount) {
-          ctx.addIssue({
-            code: "custom",
-            path: [values!],
-            message: `must have as many values as "${labels}" has labels (${labelCount})`,
-          });
-        }
+  const fields = Object.fromEntries([...shape.fields].map(([name, kind]) => [name, fieldSchema(kind)]));
+  return z.strictObject(fields, expecting(shape.phrase)).superRefine((value, ctx) => {
+    for (const [labels, values] of shape.charts) {
+      const labelList = value[labels], valueList = value[values];
+      if (!Array.isArray(labelList) || !Array.isArray(valueList) || valueList.length === labelList.length) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: [values],
+        message: `must have as many values as "${labels}" has labels (${labelList.length})`,
       });
     }
-  }
+  });
 }
 
 /**

@@ -1,0 +1,186 @@
+/**
+ * The zod schemas of what the API sends and receives, besides the payload
+ * schema each datasource builds from its widgets (payload_schema.ts): the
+ * response bodies' types are inferred from them, and openapi.ts documents them.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** A DataKey or sub-key name, as the database's widget constraints allow it. */
+const KEY_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+
+/** One problem with the payload: where it is and what was expected there. */
+export const payloadIssueSchema = z.object({
+  path: z.string().meta({
+    description: "Dotted path into the payload, e.g. `motor_stats.rpm`; empty for the payload itself",
+    example: "motor_stats.rpm",
+  }),
+  expected: z.string().meta({
+    description: "What the value there should be",
+    example: "a number or a string",
+  }),
+  message: z.string().meta({
+    description: "The whole sentence",
+    example: '"motor_stats.rpm" must be a number or a string',
+  }),
+}).meta({ id: "PayloadIssue" });
+
+/** Every machine error code, with its status and when it is answered. */
+export const ERROR_CODES = {
+  invalid_json: [400, "the body is empty, not UTF-8 or not valid JSON"],
+  invalid_payload: [
+    400,
+    "not an object, unknown DataKey, wrong shape; see `issues`",
+  ],
+  invalid_observed_at: [
+    400,
+    "`observed_at` is not an ISO 8601 date-time or is more than 5 minutes ahead",
+  ],
+  limit_exceeded: [400, "too many DataKeys or readings, or too deep a nesting"],
+  invalid_query: [
+    400,
+    "a query parameter is malformed, e.g. `dry_run` other than true or false",
+  ],
+  invalid_idempotency_key: [
+    400,
+    "`Idempotency-Key` is not 1 to 255 visible ASCII characters",
+  ],
+  missing_api_key: [401, "no `X-API-Key` nor `Authorization: Bearer`"],
+  invalid_api_key: [401, "the key is malformed or unknown"],
+  revoked_api_key: [401, "the key was revoked"],
+  expired_api_key: [401, "the key has expired"],
+  unsupported_auth_scheme: [
+    401,
+    "`Authorization` other than `Bearer <key>`, e.g. Basic (`curl -u`)",
+  ],
+  insufficient_scope: [
+    403,
+    "the key lacks the scope (`ingest:write` to POST, `ingest:read` or `ingest:write` to GET)",
+  ],
+  datasource_disabled: [403, "the datasource is disabled"],
+  forbidden: [
+    403,
+    "the database refused the write: scope or datasource changed since the key was cached",
+  ],
+  method_not_allowed: [405, "not GET, POST or OPTIONS"],
+  idempotency_key_in_flight: [
+    409,
+    "a request with this `Idempotency-Key` is still being stored; retry after `Retry-After`",
+  ],
+  payload_too_large: [
+    413,
+    "the body is over the size limit (1 MiB by default)",
+  ],
+  unsupported_media_type: [
+    415,
+    "not JSON, and the Content-Type says it is a form, multipart or text",
+  ],
+  unsupported_encoding: [
+    415,
+    "a `Content-Encoding` other than gzip or identity",
+  ],
+  idempotency_key_reused: [
+    422,
+    "this `Idempotency-Key` was used with another body",
+  ],
+  rate_limited: [429, "the key's token bucket is empty"],
+  internal_error: [500, "unexpected; nothing was stored"],
+  service_unavailable: [
+    503,
+    "the database is unreachable or timed out; nothing was stored",
+  ],
+} as const satisfies Record<string, readonly [number, string]>;
+
+/** A machine error code. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The JSON body of every error response. */
+export const errorBodySchema = z.object({
+  code: z.string().meta({
+    description: "Stable machine code (see the list under each status)",
+    example: "invalid_payload",
+  }),
+  message: z.string().meta({
+    description: "What went wrong and what to do, for a human",
+    example: 'Cannot parse payload: "motor_stats.rpm" must be a number or a string',
+  }),
+  issues: z.array(payloadIssueSchema).meta({
+    description: "Each problem with the payload; empty for other errors",
+  }),
+  request_id: z.uuid().meta({
+    description: "Also in the `X-Request-Id` header and the log line",
+  }),
+}).meta({
+  id: "ErrorBody",
+  description: "Nothing of the request was written.",
+});
+
+const scalar = z.union([z.number(), z.string()]).meta({
+  description: "SingleData: a number or a string",
+});
+
+/**
+ * Any datasource's payload, in general: DataKey -> a SingleData scalar, or an
+ * object of sub-keys (DoubleData scalars, chart arrays). The exact schema of a
+ * datasource comes from its widgets: GET returns it.
+ */
+export const payloadSchema = z.record(
+  z.string().regex(KEY_NAME),
+  z.union([
+    scalar,
+    z.record(
+      z.string().regex(KEY_NAME),
+      z.union([
+        scalar.meta({
+          description: "DoubleData: a sub-key's number or string",
+        }),
+        z.array(z.union([z.string(), z.number()])).meta({
+          description: "BarChart/LineChart: the labels (strings or numbers) or the values (numbers), of equal length",
+        }),
+      ]),
+    ).meta({
+      description: "DoubleData: exactly its two sub-keys; BarChart/LineChart: its labels and values arrays",
+    }),
+  ]),
+).meta({
+  id: "Payload",
+  description: "One JSON object: each key is the DataKey of a widget linked to the datasource (at least one). " +
+    "GET returns the datasource's exact JSON Schema and an example.",
+});
+
+/** The body of a 200 to POST: the values are committed. */
+export const ingestResultSchema = z.object({
+  ok: z.literal(true),
+  datasource_id: z.uuid(),
+  stored: z.array(z.string()).meta({
+    description: "The DataKeys stored (history, and latest value unless superseded)",
+  }),
+  superseded: z.array(z.string()).meta({
+    description: "DataKeys whose latest value was observed later than this request's: kept in history only",
+  }),
+  observed_at: z.string().meta({
+    description: "When the values were measured (ISO 8601)",
+  }),
+  received_at: z.string().meta({
+    description: "When the request was committed (ISO 8601)",
+  }),
+}).meta({ id: "IngestResult" });
+
+/** The body of a 200 to GET: the datasource's Example Schema. */
+export const exampleSchemaSchema = z.object({
+  datasource: z.object({
+    id: z.uuid(),
+    name: z.string(),
+    enabled: z.boolean(),
+    data_keys: z.array(z.string()).meta({
+      description: "The DataKeys of the linked widgets, sorted",
+    }),
+  }),
+  example: z.record(z.string(), z.unknown()).meta({
+    description: "A payload POST accepts",
+  }),
+  json_schema: z.record(z.string(), z.unknown()).meta({
+    description: "JSON Schema (2020-12) of the payload",
+  }),
+}).meta({ id: "ExampleSchema" });
