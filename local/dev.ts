@@ -64,6 +64,10 @@ const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (
   return Response.json({ code: "not_found", message: `Not found: the endpoint is ${PATH}` }, { status: 404 });
 });
 
+// Listen for Ctrl-C before saying "Ctrl-C stops it." (shutdown is declared below).
+Deno.addSignalListener("SIGINT", shutdown);
+Deno.addSignalListener("SIGTERM", shutdown);
+
 const endpoint = `http://127.0.0.1:${port}${PATH}`;
 console.log(`
 Twinnoverse Ingest is running.
@@ -91,5 +95,3 @@ async function shutdown() {
   if (embedded) await Deno.remove(`${DEV_DIR}database_url`).catch(() => {});
   Deno.exit(0);
 }
-Deno.addSignalListener("SIGINT", shutdown);
-Deno.addSignalListener("SIGTERM", shutdown);
