@@ -1,4 +1,4 @@
-/** Realtime: who receives broadcasts, and what postgres_changes sees. */
+/** Realtime: who receives broadcasts; postgres_changes publishes nothing of the project's tables. */
 import assert from "node:assert/strict";
 import { createTestDatabase } from "../support/database.ts";
 import { asRole, seedWorkspace } from "../support/seed.ts";
@@ -20,7 +20,25 @@ Deno.test("members receive their datasource's broadcasts; outsiders and other to
   assert.equal(await visible(s.owner, "other-topic"), 0);
 });
 
-Deno.test("a logical replication slot on supabase_realtime sees datasource_values changes", async () => {
+Deno.test("a member authorized for one datasource's topic reads none of another datasource's stored broadcasts", async () => {
+  await using db = await createTestDatabase();
+  const a = await seedWorkspace(db.sql);
+  const b = await seedWorkspace(db.sql);
+  // The owner of A is a member of B's workspace too: membership of B is not enough on A's topic.
+  await db
+    .sql`insert into public.workspace_members (workspace_id, user_id, role) values (${b.workspaceId}, ${a.owner}, 'viewer')`;
+  const c = await seedWorkspace(db.sql);
+  for (const s of [a, b, c]) {
+    await db.sql`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${db.sql.json({ temperature: 1 })})`;
+  }
+  const topics = await asRole(db.sql, { role: "authenticated", userId: a.owner }, async (tx) => {
+    await tx`select set_config('realtime.topic', ${`datasource:${a.datasourceId}`}, true)`;
+    return (await tx`select topic from realtime.messages`).map((r) => r.topic);
+  });
+  assert.deepEqual(topics, [`datasource:${a.datasourceId}`]);
+});
+
+Deno.test("postgres_changes tells nobody about datasource_values: not even a DELETE's key is published", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
   const slot = `test_${db.name.slice(-12)}`;
@@ -30,15 +48,23 @@ Deno.test("a logical replication slot on supabase_realtime sees datasource_value
     await db.sql.begin(async (tx) => {
       await tx`set local synchronous_commit = on`;
       await tx`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${tx.json({ temperature: 21.5 })})`;
+      await tx`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${tx.json({ temperature: 22.5 })})`;
+    });
+    // Supabase sends DELETE events to every subscriber, without row level
+    // security: deleting the datasource (its values with it) must publish nothing.
+    await db.sql.begin(async (tx) => {
+      await tx`set local synchronous_commit = on`;
+      await tx`delete from public.datasources where id = ${s.datasourceId}`;
     });
     const changes = await db.sql`select data from pg_logical_slot_get_binary_changes(${slot}, null, null,
       'proto_version', '1', 'publication_names', 'supabase_realtime')`;
     const text = changes.map((c) => new TextDecoder().decode(c.data)).join("\n");
-    // pgoutput sends a Relation message naming the table, then an Insert carrying the row.
-    assert.ok(text.includes("datasource_values"), "relation message for datasource_values");
-    assert.ok(changes.some((c) => String.fromCharCode(c.data[0]) === "I"), "an insert message");
-    assert.ok(text.includes("21.5"), "the new value");
-    assert.ok(!text.includes("datasource_readings"), "history is not published");
+    assert.ok(!text.includes("datasource_values"), "no relation message for datasource_values");
+    assert.ok(!text.includes(s.datasourceId), "no datasource id");
+    assert.ok(!text.includes("temperature") && !text.includes("21.5"), "no DataKey, no value");
+    const [published] = await db.sql`select count(*)::int as n from pg_publication_tables
+      where pubname = 'supabase_realtime' and schemaname = 'public'`;
+    assert.equal(published!.n, 0);
   } finally {
     await db.sql`select pg_drop_replication_slot(${slot})`;
   }
