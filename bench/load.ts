@@ -111,7 +111,7 @@ export interface WrkFigures {
 /** Runs wrk with the combined payload spread over `keys`. */
 export async function wrk(
   url: string,
-  options: { keys: SeededKey[]; connections: number; durationS: number },
+  options: { keys: SeededKey[]; connections: number; durationS: number; script?: string; env?: Record<string, string> },
 ): Promise<WrkFigures> {
   const keysFile = await Deno.makeTempFile({ suffix: ".lua" });
   await Deno.writeTextFile(keysFile, `return {\n${options.keys.map((k) => `  "${k.apiKey}",`).join("\n")}\n}\n`);
@@ -123,9 +123,9 @@ export async function wrk(
     "--timeout",
     "10s",
     "-s",
-    `${ROOT}bench/ingest.lua`,
+    `${ROOT}bench/${options.script ?? "ingest.lua"}`,
     url,
-  ], { BENCH_KEYS_FILE: keysFile, BENCH_BODY: COMBINED_PAYLOAD });
+  ], { BENCH_KEYS_FILE: keysFile, BENCH_BODY: COMBINED_PAYLOAD, ...options.env });
   await Deno.remove(keysFile);
   const total = Number(out.match(/(\d+) requests in/)?.[1] ?? 0);
   const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);

@@ -159,3 +159,40 @@ Deno.test("ingest_write_batch refuses a request it cannot read alone, and never 
   ];
   assert.deepEqual(empty.results ?? [], []);
 });
+
+Deno.test("ingest_write_readings refuses a request it cannot read alone, and never raises for one request", async () => {
+  await using db = await createTestDatabase();
+  const datasourceId = await createDatasource(db.sql, await createWorkspace(db.sql, "A"));
+  const { keyId } = await createApiKey(db.sql, datasourceId);
+  const reading = { t: Date.now() - 1000, v: { temperature: 7 } };
+  const good = { datasource_id: datasourceId, key_id: keyId, readings: [reading] };
+  const bad = [
+    { ...good, key_id: "not-a-uuid" },
+    { ...good, readings: [] },
+    { ...good, readings: 42 },
+    { ...good, readings: [42] },
+    { ...good, readings: [{ ...reading, v: [1] }] },
+    { ...good, readings: [{ ...reading, v: { humidity: 1 } }] },
+    { ...good, readings: [{ ...reading, t: "2026-02-30T00:00:00Z" }] },
+    { ...good, readings: [{ ...reading, t: 1e300 }] },
+    { ...good, readings: [{ ...reading, t: -1e20 }] },
+    { ...good, readings: [reading, { ...reading, t: "infinity" }] },
+    { ...good, idempotency_key: "", request_hash: "x" },
+    { ...good, idempotency_key: 42, request_hash: "x" },
+    { ...good, idempotency_key: "k" },
+    "text",
+    null,
+  ];
+  const [{ r }] =
+    (await db.sql`select public.ingest_write_readings(${
+      db.sql.json([good, ...bad, good] as never)
+    }) as r`) as unknown as [{ r: { results: { code?: string; readings?: number }[] } }];
+  assert.equal(r.results.length, bad.length + 2);
+  assert.equal(r.results[0]!.readings, 1);
+  assert.equal(r.results.at(-1)!.readings, 1);
+  for (const [i, result] of r.results.slice(1, -1).entries()) {
+    assert.match(result.code ?? "", /^PT4\d\d$/, `${JSON.stringify(bad[i])}: ${JSON.stringify(result)}`);
+  }
+  const [row] = await db.sql`select count(*)::int as n from public.datasource_readings`;
+  assert.equal(row!.n, 2);
+});

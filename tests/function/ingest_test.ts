@@ -54,7 +54,7 @@ const INVALID: [string, unknown, string][] = [
   ["chart missing values", { production_output: { machines: ["A"] } }, "production_output.units_per_hour"],
   ["unknown DataKey", { humidity: 40 }, "humidity"],
   ["empty object", {}, ""],
-  ["array", [{ temperature: 1 }], ""],
+  ["array of payloads, not readings", [{ temperature: 1 }], "0.temperature"],
   ["string", '"temperature"', ""],
   ["number", 42, ""],
   ["null", null, ""],

@@ -27,3 +27,16 @@ Deno.test("buckets are per key, and the least recently used are dropped past max
   take("c", limit); // evicts b, the least recently used
   assert.equal(take("b", limit).allowed, true, "b starts a new, full bucket");
 });
+
+Deno.test("a request may cost several tokens: taken all or none, Retry-After until they are there", () => {
+  let t = 0;
+  const take = createRateLimiter({ now: () => t });
+  const limit = { perSecond: 10, burst: 50 };
+  assert.equal(take("k", { ...limit, cost: 40 }).allowed, true);
+  const refused = take("k", { ...limit, cost: 40 });
+  assert.equal(refused.allowed, false);
+  assert.equal(refused.remaining, 10);
+  assert.equal(refused.retryAfterS, 3);
+  t = 3000;
+  assert.equal(take("k", { ...limit, cost: 40 }).allowed, true);
+});

@@ -16,7 +16,10 @@ export const payloadIssueSchema = z.object({
     description: "Dotted path into the payload, e.g. `motor_stats.rpm`; empty for the payload itself",
     example: "motor_stats.rpm",
   }),
-  expected: z.string().meta({ description: "What the value there should be", example: "a number or a string" }),
+  expected: z.string().meta({
+    description: "What the value there should be",
+    example: "a number or a string",
+  }),
   message: z.string().meta({
     description: "The whole sentence",
     example: '"motor_stats.rpm" must be a number or a string',
@@ -26,23 +29,67 @@ export const payloadIssueSchema = z.object({
 /** Every machine error code, with its status and when it is answered. */
 export const ERROR_CODES = {
   invalid_json: [400, "the body is empty, not UTF-8 or not valid JSON"],
-  invalid_payload: [400, "not an object, unknown DataKey, wrong shape; see `issues`"],
-  invalid_observed_at: [400, "`observed_at` is not an ISO 8601 date-time or is more than 5 minutes ahead"],
-  limit_exceeded: [400, "too many DataKeys or too deep a nesting"],
+  invalid_payload: [
+    400,
+    "not an object, unknown DataKey, wrong shape; see `issues`",
+  ],
+  invalid_observed_at: [
+    400,
+    "`observed_at` is not an ISO 8601 date-time or is more than 5 minutes ahead",
+  ],
+  limit_exceeded: [400, "too many DataKeys or readings, or too deep a nesting"],
+  invalid_query: [
+    400,
+    "a query parameter is malformed, e.g. `dry_run` other than true or false",
+  ],
+  invalid_idempotency_key: [
+    400,
+    "`Idempotency-Key` is not 1 to 255 visible ASCII characters",
+  ],
   missing_api_key: [401, "no `X-API-Key` nor `Authorization: Bearer`"],
   invalid_api_key: [401, "the key is malformed or unknown"],
   revoked_api_key: [401, "the key was revoked"],
   expired_api_key: [401, "the key has expired"],
-  unsupported_auth_scheme: [401, "`Authorization` other than `Bearer <key>`, e.g. Basic (`curl -u`)"],
-  insufficient_scope: [403, "the key lacks the scope (`ingest:write` to POST, `ingest:read` or `ingest:write` to GET)"],
+  unsupported_auth_scheme: [
+    401,
+    "`Authorization` other than `Bearer <key>`, e.g. Basic (`curl -u`)",
+  ],
+  insufficient_scope: [
+    403,
+    "the key lacks the scope (`ingest:write` to POST, `ingest:read` or `ingest:write` to GET)",
+  ],
   datasource_disabled: [403, "the datasource is disabled"],
-  forbidden: [403, "the database refused the write: scope or datasource changed since the key was cached"],
+  forbidden: [
+    403,
+    "the database refused the write: scope or datasource changed since the key was cached",
+  ],
   method_not_allowed: [405, "not GET, POST or OPTIONS"],
-  payload_too_large: [413, "the body is over the size limit (1 MiB by default)"],
-  unsupported_media_type: [415, "not JSON, and the Content-Type says it is a form, multipart or text"],
+  idempotency_key_in_flight: [
+    409,
+    "a request with this `Idempotency-Key` is still being stored; retry after `Retry-After`",
+  ],
+  payload_too_large: [
+    413,
+    "the body is over the size limit (1 MiB by default)",
+  ],
+  unsupported_media_type: [
+    415,
+    "not JSON, and the Content-Type says it is a form, multipart or text",
+  ],
+  unsupported_encoding: [
+    415,
+    "a `Content-Encoding` other than gzip or identity",
+  ],
+  idempotency_key_reused: [
+    422,
+    "this `Idempotency-Key` was used with another body",
+  ],
   rate_limited: [429, "the key's token bucket is empty"],
   internal_error: [500, "unexpected; nothing was stored"],
-  service_unavailable: [503, "the database is unreachable or timed out; nothing was stored"],
+  service_unavailable: [
+    503,
+    "the database is unreachable or timed out; nothing was stored",
+  ],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** A machine error code. */
@@ -58,11 +105,20 @@ export const errorBodySchema = z.object({
     description: "What went wrong and what to do, for a human",
     example: 'Cannot parse payload: "motor_stats.rpm" must be a number or a string',
   }),
-  issues: z.array(payloadIssueSchema).meta({ description: "Each problem with the payload; empty for other errors" }),
-  request_id: z.uuid().meta({ description: "Also in the `X-Request-Id` header and the log line" }),
-}).meta({ id: "ErrorBody", description: "Nothing of the request was written." });
+  issues: z.array(payloadIssueSchema).meta({
+    description: "Each problem with the payload; empty for other errors",
+  }),
+  request_id: z.uuid().meta({
+    description: "Also in the `X-Request-Id` header and the log line",
+  }),
+}).meta({
+  id: "ErrorBody",
+  description: "Nothing of the request was written.",
+});
 
-const scalar = z.union([z.number(), z.string()]).meta({ description: "SingleData: a number or a string" });
+const scalar = z.union([z.number(), z.string()]).meta({
+  description: "SingleData: a number or a string",
+});
 
 /**
  * Any datasource's payload, in general: DataKey -> a SingleData scalar, or an
@@ -76,12 +132,16 @@ export const payloadSchema = z.record(
     z.record(
       z.string().regex(KEY_NAME),
       z.union([
-        scalar.meta({ description: "DoubleData: a sub-key's number or string" }),
+        scalar.meta({
+          description: "DoubleData: a sub-key's number or string",
+        }),
         z.array(z.union([z.string(), z.number()])).meta({
           description: "BarChart/LineChart: the labels (strings or numbers) or the values (numbers), of equal length",
         }),
       ]),
-    ).meta({ description: "DoubleData: exactly its two sub-keys; BarChart/LineChart: its labels and values arrays" }),
+    ).meta({
+      description: "DoubleData: exactly its two sub-keys; BarChart/LineChart: its labels and values arrays",
+    }),
   ]),
 ).meta({
   id: "Payload",
@@ -99,8 +159,12 @@ export const ingestResultSchema = z.object({
   superseded: z.array(z.string()).meta({
     description: "DataKeys whose latest value was observed later than this request's: kept in history only",
   }),
-  observed_at: z.string().meta({ description: "When the values were measured (ISO 8601)" }),
-  received_at: z.string().meta({ description: "When the request was committed (ISO 8601)" }),
+  observed_at: z.string().meta({
+    description: "When the values were measured (ISO 8601)",
+  }),
+  received_at: z.string().meta({
+    description: "When the request was committed (ISO 8601)",
+  }),
 }).meta({ id: "IngestResult" });
 
 /** The body of a 200 to GET: the datasource's Example Schema. */
@@ -109,8 +173,14 @@ export const exampleSchemaSchema = z.object({
     id: z.uuid(),
     name: z.string(),
     enabled: z.boolean(),
-    data_keys: z.array(z.string()).meta({ description: "The DataKeys of the linked widgets, sorted" }),
+    data_keys: z.array(z.string()).meta({
+      description: "The DataKeys of the linked widgets, sorted",
+    }),
   }),
-  example: z.record(z.string(), z.unknown()).meta({ description: "A payload POST accepts" }),
-  json_schema: z.record(z.string(), z.unknown()).meta({ description: "JSON Schema (2020-12) of the payload" }),
+  example: z.record(z.string(), z.unknown()).meta({
+    description: "A payload POST accepts",
+  }),
+  json_schema: z.record(z.string(), z.unknown()).meta({
+    description: "JSON Schema (2020-12) of the payload",
+  }),
 }).meta({ id: "ExampleSchema" });

@@ -1,25 +1,50 @@
 /**
- * Reading the request body as JSON within a size limit.
+ * Reading the request body as JSON (or NDJSON) within a size limit, gzip or not.
  *
  * @module
  */
 import { HttpError } from "./http_error.ts";
 import { notJsonError } from "./json_error.ts";
 
+/** A parsed body: the JSON value, and the text it was parsed from. */
+export interface Body {
+  /** The parsed JSON; for NDJSON, the array of its lines' values. */
+  json: unknown;
+  /** The decoded text (after gzip). */
+  text: string;
+  /** True when the body was NDJSON (`Content-Type: application/x-ndjson`). */
+  ndjson: boolean;
+}
+
 /**
- * Reads and parses the JSON body: 413 past `maxBytes` (checked while reading),
- * 400 when it is not JSON or nests deeper than `maxDepth` (checked before parsing),
+ * Reads and parses the JSON body: 413 past `maxBytes` (checked while reading,
+ * after decompression), 415 for a Content-Encoding other than gzip, 400 when
+ * it is not JSON or nests deeper than `maxDepth` (checked before parsing),
  * 415 when it is not JSON and its Content-Type says so (a form, multipart).
+ * With `Content-Type: application/x-ndjson`, each non-empty line is one JSON
+ * value and the result is their array.
  */
-export async function readJsonBody(request: Request, limits: { maxBytes: number; maxDepth: number }): Promise<unknown> {
+export async function readJsonBody(request: Request, limits: { maxBytes: number; maxDepth: number }): Promise<Body> {
   const { maxBytes, maxDepth } = limits;
-  const declared = Number(request.headers.get("content-length") ?? 0);
+  const encoding = request.headers.get("content-encoding")?.trim().toLowerCase();
+  const gzip = encoding === "gzip" || encoding === "x-gzip";
+  if (encoding && !gzip && encoding !== "identity") {
+    throw new HttpError(
+      415,
+      "unsupported_encoding",
+      `Content-Encoding ${encoding.slice(0, 40)} is not supported: send the body as is (identity) or gzip`,
+      { headers: { "Accept-Encoding": "gzip, identity" } },
+    );
+  }
+  // The declared length of a gzip body says nothing of its decompressed size.
+  const declared = gzip ? 0 : Number(request.headers.get("content-length") ?? 0);
   if (declared > maxBytes) throw tooLarge(maxBytes);
   let text: string;
   try {
-    text = await readText(request, maxBytes, declared);
+    text = await readText(request, { maxBytes, declared, gzip });
   } catch (error) {
     if (error instanceof HttpError) throw error;
+    if (gzip) throw new HttpError(400, "invalid_json", "Cannot parse payload: the body is not valid gzip data");
     throw new HttpError(400, "invalid_json", "Cannot parse payload: the body is not valid UTF-8 text");
   }
   if (text.trim() === "") {
@@ -30,21 +55,44 @@ export async function readJsonBody(request: Request, limits: { maxBytes: number;
       issues: [{ path: "", expected: `at most ${maxDepth} levels of nesting`, message: "the payload nests too deep" }],
     });
   }
+  const type = request.headers.get("content-type");
+  if (type && /^application\/(x-)?ndjson\b/i.test(type)) return { json: parseNdjson(text), text, ndjson: true };
   try {
-    return JSON.parse(text);
+    return { json: JSON.parse(text), text, ndjson: false };
   } catch (error) {
-    throw notJsonError(error, request.headers.get("content-type"));
+    throw notJsonError(error, type);
   }
 }
 
-async function readText(request: Request, maxBytes: number, declared: number): Promise<string> {
+/** One JSON value per non-empty line; a line that is not JSON is a 400 naming it. */
+function parseNdjson(text: string): unknown[] {
+  const values: unknown[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i]!.trim() === "") continue;
+    try {
+      values.push(JSON.parse(lines[i]!));
+    } catch (error) {
+      const { message } = notJsonError(error, null);
+      throw new HttpError(400, "invalid_json", message.replace("the body must be JSON", `line ${i + 1} must be JSON`));
+    }
+  }
+  return values;
+}
+
+async function readText(
+  request: Request,
+  options: { maxBytes: number; declared: number; gzip: boolean },
+): Promise<string> {
+  const { maxBytes, declared, gzip } = options;
   if (!request.body) return "";
   // With a Content-Length (checked above), the server never reads past it:
   // read the body in one go, which costs less than a stream reader.
-  if (declared > 0) return DECODER.decode(await request.arrayBuffer());
+  if (declared > 0 && !gzip) return DECODER.decode(await request.arrayBuffer());
+  const stream = gzip ? request.body.pipeThrough(new DecompressionStream("gzip")) : request.body;
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const reader = request.body.getReader();
+  const reader = stream.getReader();
   while (true) {
     const { done, value } = await reader.read();
     if (done) break;

@@ -25,6 +25,10 @@ export interface Config {
   limits: PayloadLimits;
   /** Default per-key token bucket; a key's own limits in the database win. */
   rateLimit: RateLimitConfig;
+  /** Readings in one request (`INGEST_MAX_READINGS`, default 10,000). */
+  maxReadings: number;
+  /** Per-key bucket of readings that batches draw from, beside the requests' bucket. */
+  readingsRateLimit: RateLimitConfig;
 }
 
 /** Limits on a payload; see the README for the defaults. */
@@ -57,6 +61,7 @@ export class ConfigError extends Error {
 
 /** Reads the configuration from environment variables; throws a ConfigError naming the bad one. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
+  const maxReadings = positiveInteger(env, "INGEST_MAX_READINGS", 10_000);
   return {
     store: loadStoreConfig(env),
     maxBodyBytes: positiveInteger(env, "INGEST_MAX_BODY_BYTES", 1024 * 1024),
@@ -72,6 +77,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rateLimit: {
       perSecond: positiveInteger(env, "INGEST_RATE_LIMIT_PER_SECOND", 100, { allowZero: true }),
       burst: positiveInteger(env, "INGEST_RATE_LIMIT_BURST", 200),
+    },
+    maxReadings,
+    readingsRateLimit: {
+      perSecond: positiveInteger(env, "INGEST_RATE_LIMIT_READINGS_PER_SECOND", 1_000, { allowZero: true }),
+      // A full batch always fits in the bucket: it is refused for a while, never for good.
+      burst: Math.max(positiveInteger(env, "INGEST_RATE_LIMIT_READINGS_BURST", 20_000), maxReadings),
     },
   };
 }

@@ -3,16 +3,18 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { hashApiKey, invalidApiKey, readApiKey, unauthorized } from "./api_key.ts";
 import { readJsonBody } from "./body.ts";
 import type { Config } from "./config.ts";
 import { buildExampleSchema } from "./example_schema.ts";
-import { errorResponse, HttpError } from "./http_error.ts";
+import { errorResponse, HttpError, type PayloadIssue } from "./http_error.ts";
 import { createKeyResolver } from "./key_resolver.ts";
 import { defaultLogSink } from "./log_sink.ts";
 import { buildPayloadValidator, type PayloadValidator } from "./payload_schema.ts";
 import { createRateLimiter, type RateDecision } from "./rate_limiter.ts";
-import { type ResolvedKey, type Store, StoreError } from "./store.ts";
+import { type Reading, type ResolvedKey, type Store, StoreError } from "./store.ts";
+import { formatTime, normalizeTime, parseTime, TimeError } from "./time.ts";
 
 /** One structured log line; never holds a key or payload values. */
 export interface RequestLog {
@@ -38,10 +40,10 @@ export interface HandlerOptions {
 const ALLOW = "GET, POST, OPTIONS";
 /** Seconds a client should wait before retrying when the database is unavailable. */
 const RETRY_AFTER_S = "5";
-/** How far in the future an `observed_at` may be (clock skew of devices). */
-const MAX_FUTURE_SKEW_MS = 5 * 60_000;
-/** The earliest `observed_at` accepted: 0001-01-01T00:00:00Z (year 0 and before do not survive the round trip). */
-const MIN_TIME_MS = -62_135_596_800_000;
+/** Visible ASCII, 1 to 255 characters. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** Most issues listed for a batch of readings. */
+const MAX_ISSUES = 100;
 
 /** Creates the `(request) => response` function that `Deno.serve` runs. */
 export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
@@ -55,15 +57,17 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   });
   const validators = new Map<string, PayloadValidator>();
   const takeToken = createRateLimiter({ now });
+  const takeReadings = createRateLimiter({ now });
   // Every response lets browsers read it; the preflight also says what they may send.
   const cors = {
     "Access-Control-Allow-Origin": config.corsOrigin,
     "Access-Control-Expose-Headers":
-      "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset",
+      "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Idempotent-Replayed",
   };
   const preflight = {
     ...cors,
-    "Access-Control-Allow-Headers": "authorization, x-api-key, content-type, x-client-info, apikey",
+    "Access-Control-Allow-Headers":
+      "authorization, x-api-key, content-type, content-encoding, idempotency-key, x-client-info, apikey",
     "Access-Control-Allow-Methods": ALLOW,
     "Access-Control-Max-Age": "86400",
   };
@@ -90,16 +94,94 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     return key;
   }
 
-  async function ingest(request: Request, key: ResolvedKey): Promise<unknown> {
+  /** Checks and stores a POST; the response body, and whether it replays an earlier answer. */
+  async function ingest(request: Request, key: ResolvedKey): Promise<{ body: unknown; replayed: boolean }> {
     if (!key.scopes.includes("ingest:write")) {
       throw new HttpError(403, "insufficient_scope", "Forbidden: this API key is read-only (it lacks ingest:write)");
     }
     if (!key.enabled) throw new HttpError(403, "datasource_disabled", "Forbidden: this datasource is disabled");
-    const observedAt = readObservedAt(request.url, now());
+    const query = readQuery(request.url, now());
+    const idempotencyKey = readIdempotencyKey(request.headers);
     const body = await readJsonBody(request, { maxBytes: config.maxBodyBytes, maxDepth: config.limits.maxDepth });
-    const values = validatorFor(key).validate(body);
-    const result = await store.write({ datasourceId: key.datasource_id, keyId: key.key_id, values, observedAt });
-    return { ok: true, datasource_id: key.datasource_id, ...result };
+    const validator = validatorFor(key);
+    const idempotency = idempotencyKey !== undefined && !query.dryRun
+      ? { key: idempotencyKey, hash: requestHash(query.observedAt, body.text) }
+      : undefined;
+    const base = { ok: true, datasource_id: key.datasource_id, ...(query.dryRun ? { dry_run: true } : {}) };
+
+    if (Array.isArray(body.json)) {
+      if (query.observedAt !== undefined) {
+        throw new HttpError(
+          400,
+          "invalid_observed_at",
+          "Cannot use ?observed_at= with readings: each reading carries its own observed_at",
+        );
+      }
+      const readings = readReadings(body.json, validator, { now: now(), maxReadings: config.maxReadings });
+      limitReadings(key, readings.length);
+      if (query.dryRun) {
+        return { body: { ...base, readings: readings.length, received_at: formatTime(now()) }, replayed: false };
+      }
+      const result = await store.write({
+        datasourceId: key.datasource_id,
+        keyId: key.key_id,
+        values: {},
+        readings,
+        ...(idempotency ? { idempotency } : {}),
+      });
+      return {
+        body: {
+          ...base,
+          readings: result.readings,
+          latest: result.latest,
+          received_at: normalizeTime(result.received_at),
+        },
+        replayed: result.replayed === true,
+      };
+    }
+
+    const values = validator.validate(body.json);
+    if (query.dryRun) {
+      const at = formatTime(now());
+      const stored = Object.keys(values).sort();
+      return {
+        body: { ...base, stored, superseded: [], observed_at: query.observedAt ?? at, received_at: at },
+        replayed: false,
+      };
+    }
+    const observed = query.observedAt !== undefined ? { observedAt: query.observedAt } : {};
+    const result = await store.write({
+      datasourceId: key.datasource_id,
+      keyId: key.key_id,
+      values,
+      ...observed,
+      ...(idempotency ? { readings: [{ ...observed, values }], idempotency } : {}),
+    });
+    return {
+      body: {
+        ...base,
+        stored: result.stored,
+        superseded: result.superseded,
+        observed_at: normalizeTime(result.observed_at),
+        received_at: normalizeTime(result.received_at),
+      },
+      replayed: result.replayed === true,
+    };
+  }
+
+  /** Takes a batch's readings from the key's readings bucket; 429 with Retry-After when there are too few. */
+  function limitReadings(key: ResolvedKey, count: number): void {
+    const { perSecond, burst } = config.readingsRateLimit;
+    if (perSecond <= 0 || count <= 1) return;
+    const decision = takeReadings(key.key_id, { perSecond, burst, cost: count });
+    if (!decision.allowed) {
+      throw new HttpError(
+        429,
+        "rate_limited",
+        `Too many readings: this key may send ${perSecond} readings a second in batches (${decision.remaining} left now)`,
+        { headers: { "Retry-After": String(decision.retryAfterS) } },
+      );
+    }
   }
 
   function example(key: ResolvedKey): unknown {
@@ -141,7 +223,9 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       } else {
         key = await authenticate(request);
         const rate = limitRate(key);
-        const body = request.method === "GET" ? example(key) : await ingest(request, key);
+        const { body, replayed } = request.method === "GET"
+          ? { body: example(key), replayed: false }
+          : await ingest(request, key);
         // All headers in one literal: each Headers.set costs a validation pass.
         response = new Response(JSON.stringify(body), {
           headers: {
@@ -149,6 +233,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
             "Content-Type": "application/json; charset=utf-8",
             "X-Request-Id": requestId,
             ...(rate ? rateHeaders(rate) : {}),
+            ...(replayed ? { "Idempotent-Replayed": "true" } : {}),
           },
         });
       }
@@ -201,30 +286,138 @@ function rateHeaders(decision: RateDecision): Record<string, string> {
   };
 }
 
-/** Parses the optional `?observed_at=` (ISO 8601); 400 when malformed or too far in the future. */
-function readObservedAt(url: string, now: number): string | undefined {
-  if (!url.includes("?")) return undefined; // the usual case: no URL parsing per request
-  const raw = new URL(url).searchParams.get("observed_at");
-  if (raw === null) return undefined;
-  const time = /^\d{4}-\d{2}-\d{2}T/.test(raw) ? Date.parse(raw) : NaN;
-  if (Number.isNaN(time)) {
-    throw new HttpError(400, "invalid_observed_at", `Cannot parse observed_at: "${raw}" is not an ISO 8601 date-time`);
+/** What the query string asks: an observation time (canonical ISO 8601), a dry run. */
+interface Query {
+  observedAt?: string;
+  dryRun: boolean;
+}
+
+const NO_QUERY: Query = { dryRun: false };
+
+/** Reads `?observed_at=` (the rules of time.ts) and `?dry_run=true`; 400 when malformed. */
+function readQuery(url: string, now: number): Query {
+  if (!url.includes("?")) return NO_QUERY; // the usual case: no URL parsing per request
+  const params = new URL(url).searchParams;
+  const raw = params.get("observed_at");
+  const dry = params.get("dry_run");
+  if (dry !== null && !["true", "false", "1", "0", ""].includes(dry)) {
+    throw new HttpError(400, "invalid_query", `Cannot parse dry_run: "${dry.slice(0, 40)}" must be true or false`);
   }
-  if (time < MIN_TIME_MS) {
+  const dryRun = dry === "true" || dry === "1" || dry === "";
+  if (raw === null) return { dryRun };
+  try {
+    return { observedAt: formatTime(parseTime(raw, now)), dryRun };
+  } catch (error) {
+    if (!(error instanceof TimeError)) throw error;
+    const message = `"observed_at" ${error.message}`;
+    throw new HttpError(400, "invalid_observed_at", `Cannot parse observed_at: ${message}`, {
+      issues: [{
+        path: "observed_at",
+        expected: "an ISO 8601 date-time with Z or an offset, or epoch milliseconds",
+        message,
+      }],
+    });
+  }
+}
+
+/** The Idempotency-Key header, when sent: 1 to 255 visible ASCII characters, else a 400. */
+function readIdempotencyKey(headers: Headers): string | undefined {
+  const key = headers.get("idempotency-key");
+  if (key === null) return undefined;
+  if (!IDEMPOTENCY_KEY.test(key)) {
     throw new HttpError(
       400,
-      "invalid_observed_at",
-      `Cannot accept observed_at: "${raw}" is before 0001-01-01T00:00:00Z, which the database cannot store`,
+      "invalid_idempotency_key",
+      "Cannot use Idempotency-Key: it must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
     );
   }
-  if (time > now + MAX_FUTURE_SKEW_MS) {
+  return key;
+}
+
+/** SHA-256 (hex) of what a request asks for: its time query and its body. */
+function requestHash(observedAt: string | undefined, text: string): string {
+  return createHash("sha256").update(`${observedAt ?? ""}\n${text}`).digest("hex");
+}
+
+/**
+ * Checks a batch of readings `[{observed_at, values}]`: every issue of every
+ * reading, with paths from the reading's index (`3.values.motor_stats.rpm`).
+ */
+function readReadings(
+  list: unknown[],
+  validator: PayloadValidator,
+  options: { now: number; maxReadings: number },
+): Reading[] {
+  if (list.length === 0) {
     throw new HttpError(
       400,
-      "invalid_observed_at",
-      "Cannot accept observed_at: it is more than 5 minutes in the future",
+      "invalid_payload",
+      "Cannot parse payload: the array holds no readings; send at least one",
+      {
+        issues: [{ path: "", expected: "at least one reading {observed_at, values}", message: "the array is empty" }],
+      },
     );
   }
-  return new Date(time).toISOString();
+  if (list.length > options.maxReadings) {
+    const expected = `at most ${options.maxReadings} readings per request`;
+    throw new HttpError(400, "limit_exceeded", `Cannot parse payload: the payload must have ${expected}`, {
+      issues: [{ path: "", expected, message: `the payload has ${list.length} readings` }],
+    });
+  }
+  const readings: Reading[] = [];
+  const issues: PayloadIssue[] = [];
+  let code = "invalid_payload";
+  for (let i = 0; i < list.length && issues.length < MAX_ISSUES; i++) {
+    const item = list[i];
+    if (typeof item !== "object" || item === null || Array.isArray(item)) {
+      const message = `"${i}" must be a reading: an object with observed_at and values`;
+      issues.push({ path: String(i), expected: "an object with observed_at and values", message });
+      continue;
+    }
+    const reading = item as Record<string, unknown>;
+    for (const name of Object.keys(reading)) {
+      if (name !== "observed_at" && name !== "values") {
+        issues.push({ path: `${i}.${name}`, expected: "no such key", message: `"${i}.${name}" is not expected here` });
+      }
+    }
+    let observedAt: string | undefined;
+    if (!("observed_at" in reading)) {
+      const message = `"${i}.observed_at" is required: the time of the reading`;
+      issues.push({ path: `${i}.observed_at`, expected: "an ISO 8601 date-time or epoch milliseconds", message });
+    } else {
+      try {
+        observedAt = formatTime(parseTime(reading.observed_at, options.now));
+      } catch (error) {
+        if (!(error instanceof TimeError)) throw error;
+        const path = `${i}.observed_at`;
+        issues.push({
+          path,
+          expected: "an ISO 8601 date-time with Z or an offset, or epoch milliseconds",
+          message: `"${path}" ${error.message}`,
+        });
+      }
+    }
+    try {
+      const values = validator.validate(reading.values);
+      if (observedAt !== undefined) readings.push({ observedAt, values });
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      if (error.code !== "invalid_payload") code = error.code;
+      const prefix = `${i}.values`;
+      for (const issue of error.issues) {
+        const path = issue.path ? `${prefix}.${issue.path}` : prefix;
+        const message = issue.path
+          ? issue.message.replace(`"${issue.path}"`, `"${path}"`)
+          : issue.message.replace(/^the payload/, `"${path}"`);
+        issues.push({ path, expected: issue.expected, message });
+      }
+    }
+  }
+  if (issues.length > 0) {
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more issue${issues.length > 2 ? "s" : ""})` : "";
+    throw new HttpError(400, code, `Cannot parse payload: ${issues[0]!.message}${more}`, { issues });
+  }
+  return readings;
 }
 
 /** Maps store failures to HTTP; anything unknown becomes a generic 500. */
@@ -238,6 +431,19 @@ function toHttpError(error: unknown): HttpError {
         return new HttpError(403, "forbidden", `Forbidden: ${error.message}`);
       case "invalid":
         return new HttpError(400, "invalid_payload", `Cannot parse payload: ${error.message}`);
+      case "in_flight":
+        return new HttpError(
+          409,
+          "idempotency_key_in_flight",
+          "Conflict: a request with this Idempotency-Key is still being stored; retry it in a second for its answer",
+          { headers: { "Retry-After": "1" } },
+        );
+      case "reused":
+        return new HttpError(
+          422,
+          "idempotency_key_reused",
+          "Cannot reuse Idempotency-Key: it was used for a request with another body; use a new key for a new request",
+        );
       case "unavailable":
         return new HttpError(
           503,

@@ -44,6 +44,7 @@ const ERROR_HEADERS: Record<number, Record<string, ReturnType<typeof header>>> =
   401: { "WWW-Authenticate": header('`Bearer realm="ingest-data", charset="UTF-8"`') },
   405: { Allow: header("The methods the path allows, e.g. `GET, POST, OPTIONS`") },
   429: { "Retry-After": header("Seconds until the next request is allowed", "integer"), ...RATE_HEADERS },
+  409: { "Retry-After": header("Seconds to wait before retrying with the same `Idempotency-Key`", "integer") },
   503: { "Retry-After": header("Seconds to wait before retrying", "integer") },
 };
 
@@ -129,7 +130,7 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
               headers: { "X-Request-Id": REQUEST_ID, ...RATE_HEADERS },
               content: { "application/json": { schema: ingestResultSchema } },
             },
-            ...errorResponses([400, 401, 403, 405, 413, 415, 429, 500, 503]),
+            ...errorResponses([400, 401, 403, 405, 409, 413, 415, 422, 429, 500, 503]),
           },
         },
         get: {

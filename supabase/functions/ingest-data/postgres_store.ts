@@ -17,6 +17,10 @@
 import postgres from "postgres";
 import {
   failureOfSqlState,
+  type ReadingsItem,
+  readingsOutcome,
+  readingsPayload,
+  REFUSALS,
   type ResolvedKey,
   type Store,
   StoreError,
@@ -61,14 +65,6 @@ interface BatchResult {
   received_at: string;
   results?: ({ observed_at: string; superseded: string[] } | { code: string })[];
 }
-
-/** The messages `ingest_write` raises with each code, for the requests a batch refuses. */
-const REFUSALS: Record<string, string> = {
-  PT400:
-    "Values must be a non-empty JSON object of the datasource's DataKeys, observed at a time the database can store",
-  PT401: "API key is not valid",
-  PT403: "API key lacks the ingest:write scope, or the datasource is disabled",
-};
 
 const NETWORK_CODES = new Set([
   "ECONNREFUSED",
@@ -132,14 +128,66 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   function pump(lane: Lane): void {
     if (lane.busy || lane.queue.length === 0) return;
     lane.busy = true;
-    const batch = lane.queue.splice(0, maxBatch);
-    run(batch).then((answer) => {
+    const batch = lane.queue.splice(0, batchLength(lane.queue));
+    (batch[0]!.request.readings ? runReadings(batch) : run(batch)).then((answer) => {
       for (const { request } of batch) leave(request.datasourceId);
       // The next batch goes to the database before this one's requests are answered.
       lane.busy = false;
       pump(lane);
       answer();
     });
+  }
+
+  /**
+   * How many requests from the head of the queue go in the next call: up to
+   * `maxBatch` of one kind (single payloads for ingest_write_batch, readings
+   * for ingest_write_readings), readings requests up to MAX_CALL_READINGS
+   * readings in all, and never two with the same Idempotency-Key (the second
+   * waits for the first's answer to be recorded, then replays it).
+   */
+  function batchLength(queue: PendingWrite[]): number {
+    const readings = queue[0]!.request.readings !== undefined;
+    const limit = Math.min(queue.length, maxBatch);
+    let count = 1;
+    if (!readings) {
+      while (count < limit && !queue[count]!.request.readings) count++;
+      return count;
+    }
+    let total = queue[0]!.request.readings!.length;
+    const keys = new Set<string>();
+    const first = queue[0]!.request;
+    if (first.idempotency) keys.add(`${first.keyId} ${first.idempotency.key}`);
+    while (count < limit) {
+      const next = queue[count]!.request;
+      if (!next.readings || total + next.readings.length > MAX_CALL_READINGS) break;
+      if (next.idempotency) {
+        const key = `${next.keyId} ${next.idempotency.key}`;
+        if (keys.has(key)) break;
+        keys.add(key);
+      }
+      total += next.readings.length;
+      count++;
+    }
+    return count;
+  }
+
+  /** Writes a batch of readings requests; resolves (never rejects) to the function that answers them. */
+  async function runReadings(batch: PendingWrite[]): Promise<() => void> {
+    try {
+      const results = await writeReadings(batch.map(({ request }) => request));
+      return () =>
+        batch.forEach(({ request, resolve, reject }, i) => {
+          const outcome = readingsOutcome(request, results[i]);
+          if (outcome instanceof StoreError) reject(outcome);
+          else resolve(outcome);
+        });
+    } catch (error) {
+      const failure = toStoreError(error);
+      if (failure.kind === "unavailable" || batch.length === 1) {
+        return () => batch.forEach(({ reject }) => reject(failure));
+      }
+      return await runAlone(batch);
+    }
   }
 
   /** Writes a batch; resolves (never rejects) to the function that answers its requests. */
@@ -177,8 +225,15 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   async function runAlone(batch: PendingWrite[]): Promise<() => void> {
     const outcomes: (() => void)[] = [];
     for (const { request, resolve, reject } of batch) {
+      const write = request.readings
+        ? writeReadings([request]).then(([item]) => {
+          const outcome = readingsOutcome(request, item);
+          if (outcome instanceof StoreError) throw outcome;
+          return outcome;
+        })
+        : writeOne(request);
       outcomes.push(
-        await writeOne(request).then((result) => () => resolve(result), (error) => {
+        await write.then((result) => () => resolve(result), (error) => {
           const failure = toStoreError(error);
           return () => reject(failure);
         }),
@@ -201,6 +256,13 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     }));
     const [row] = await query(`select public.ingest_write_batch(${sqlLiteral(JSON.stringify(batch))}::jsonb) as r`);
     return row!.r as BatchResult;
+  }
+
+  async function writeReadings(requests: WriteRequest[]): Promise<ReadingsItem[]> {
+    const [row] = await query(
+      `select public.ingest_write_readings(${sqlLiteral(JSON.stringify(requests.map(readingsPayload)))}::jsonb) as r`,
+    );
+    return (row!.r as { results: ReadingsItem[] }).results;
   }
 
   async function writeOne(request: WriteRequest): Promise<WriteResult> {
@@ -240,8 +302,12 @@ function storedKeys(values: Record<string, unknown>): string[] {
   return Object.keys(values).sort();
 }
 
+/** Most readings in one ingest_write_readings call (one request may bring more, and goes alone). */
+const MAX_CALL_READINGS = 10_000;
+
 /** Classifies a postgres.js failure; the message keeps no SQL and no values. */
 function toStoreError(error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
   const e = error as { name?: string; code?: string; message?: string };
   if (e.name === "PostgresError") {
     const kind = failureOfSqlState(e.code);
@@ -249,9 +315,7 @@ function toStoreError(error: unknown): StoreError {
     if (kind === "invalid" && e.code?.startsWith("22")) {
       return new StoreError(kind, "a value the database cannot store (an id, a time or text out of range)");
     }
-    if (kind === "invalid" || kind === "unauthorized" || kind === "forbidden") {
-      return new StoreError(kind, e.message ?? kind);
-    }
+    if (kind && kind !== "unavailable" && kind !== "failed") return new StoreError(kind, e.message ?? kind);
     return new StoreError(kind ?? "failed", `database error ${e.code}`);
   }
   if (e.code && NETWORK_CODES.has(e.code)) return new StoreError("unavailable", `database unreachable (${e.code})`);

@@ -10,6 +10,8 @@
 export interface RateLimit {
   perSecond: number;
   burst: number;
+  /** Tokens this request takes (default 1). */
+  cost?: number;
 }
 
 /** The outcome of taking one token, with what the X-RateLimit-* headers say. */
@@ -25,7 +27,7 @@ export interface RateDecision {
   retryAfterS: number;
 }
 
-/** Takes one token from `id`'s bucket. */
+/** Takes `cost` tokens (default 1) from `id`'s bucket, or none when there are fewer. */
 export type RateLimiter = (id: string, limit: RateLimit) => RateDecision;
 
 /** A limiter keeping at most `maxEntries` buckets (the least recently used go first). */
@@ -34,7 +36,7 @@ export function createRateLimiter(options: { now?: () => number; maxEntries?: nu
   const maxEntries = options.maxEntries ?? 100_000;
   const buckets = new Map<string, { tokens: number; at: number }>();
 
-  return function take(id, { perSecond, burst }) {
+  return function take(id, { perSecond, burst, cost = 1 }) {
     const t = now();
     const bucket = buckets.get(id) ?? { tokens: burst, at: t };
     buckets.delete(id);
@@ -43,14 +45,14 @@ export function createRateLimiter(options: { now?: () => number; maxEntries?: nu
 
     bucket.tokens = Math.min(burst, bucket.tokens + ((t - bucket.at) / 1000) * perSecond);
     bucket.at = t;
-    const allowed = bucket.tokens >= 1;
-    if (allowed) bucket.tokens -= 1;
+    const allowed = bucket.tokens >= cost;
+    if (allowed) bucket.tokens -= cost;
     return {
       allowed,
       limit: burst,
       remaining: Math.floor(bucket.tokens),
       resetS: Math.ceil((burst - bucket.tokens) / perSecond),
-      retryAfterS: allowed ? 0 : Math.ceil((1 - bucket.tokens) / perSecond),
+      retryAfterS: allowed ? 0 : Math.ceil((cost - bucket.tokens) / perSecond),
     };
   };
 }

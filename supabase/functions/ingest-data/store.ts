@@ -30,21 +30,89 @@ export interface ResolvedKey {
   widgets: Widget[];
 }
 
+/** One reading of a gateway request: values and their own time. */
+export interface Reading {
+  /** ISO 8601 UTC as `toISOString()` writes it; the time of receipt when absent. */
+  observedAt?: string;
+  values: Record<string, unknown>;
+}
+
 /** One request's values, already validated. */
 export interface WriteRequest {
   datasourceId: string;
   keyId: string;
+  /** The values of a single payload (ignored when `readings` is set). */
   values: Record<string, unknown>;
   /** ISO 8601; the time of receipt when absent. */
   observedAt?: string;
+  /** Readings with their own times (a gateway's batch), or a single payload sent with an Idempotency-Key. */
+  readings?: Reading[];
+  /** The request's Idempotency-Key and the SHA-256 (hex) of what it asked for. */
+  idempotency?: { key: string; hash: string };
 }
 
-/** What `ingest_write` stored. */
+/** What `ingest_write` (or `ingest_write_readings`) stored. */
 export interface WriteResult {
   stored: string[];
   superseded: string[];
   observed_at: string;
   received_at: string;
+  /** Readings stored (requests with `readings`). */
+  readings?: number;
+  /** DataKeys whose latest value this request moved (requests with `readings`). */
+  latest?: string[];
+  /** True when this is the recorded answer of an earlier request with the same Idempotency-Key. */
+  replayed?: boolean;
+}
+
+/** One result of `ingest_write_readings`: stored, replayed, or refused with a PTxxx code. */
+export type ReadingsItem =
+  | { readings: number; latest: string[]; observed_at: string; superseded: string[]; received_at: string }
+  | { replay: { readings: number; latest: string[]; observed_at: string; superseded: string[]; received_at: string } }
+  | { code: string };
+
+/** The messages the SQL functions raise with each code, for the requests a batch refuses. */
+export const REFUSALS: Record<string, string> = {
+  PT400:
+    "Values must be a non-empty JSON object of the datasource's DataKeys, observed at a time the database can store",
+  PT401: "API key is not valid",
+  PT403: "API key lacks the ingest:write scope, or the datasource is disabled",
+  PT409: "A request with this Idempotency-Key is still in flight",
+  PT422: "This Idempotency-Key was used for another request",
+};
+
+/** The WriteResult of one `ingest_write_readings` result, or the StoreError refusing it. */
+export function readingsOutcome(request: WriteRequest, item: ReadingsItem | undefined): WriteResult | StoreError {
+  if (!item || "code" in item) {
+    const code = item?.code ?? "";
+    return new StoreError(failureOfSqlState(code) ?? "failed", REFUSALS[code] ?? `database error ${code}`);
+  }
+  const replayed = "replay" in item;
+  const stored = replayed ? item.replay : item;
+  return {
+    stored: Object.keys(request.readings?.[0]?.values ?? request.values).sort(),
+    superseded: stored.superseded,
+    observed_at: stored.observed_at,
+    received_at: stored.received_at,
+    readings: stored.readings,
+    latest: stored.latest,
+    ...(replayed ? { replayed } : {}),
+  };
+}
+
+/** The request as `ingest_write_readings` reads it: times in epoch milliseconds. */
+export function readingsPayload(request: WriteRequest): unknown {
+  return {
+    datasource_id: request.datasourceId,
+    key_id: request.keyId,
+    readings: (request.readings ?? [{ observedAt: request.observedAt, values: request.values }]).map((r) => ({
+      t: r.observedAt === undefined ? null : Date.parse(r.observedAt),
+      v: r.values,
+    })),
+    ...(request.idempotency
+      ? { idempotency_key: request.idempotency.key, request_hash: request.idempotency.hash }
+      : {}),
+  };
 }
 
 /** The data access the handler needs. */
@@ -58,7 +126,14 @@ export interface Store {
 }
 
 /** Why a store call failed, as the handler needs to know it. */
-export type StoreFailure = "unauthorized" | "forbidden" | "invalid" | "unavailable" | "failed";
+export type StoreFailure =
+  | "unauthorized"
+  | "forbidden"
+  | "invalid"
+  | "in_flight"
+  | "reused"
+  | "unavailable"
+  | "failed";
 
 /** A store failure with its kind; `message` is safe to show (no SQL, no key material). */
 export class StoreError extends Error {
@@ -79,6 +154,10 @@ export function failureOfSqlState(code: string | undefined): StoreFailure | null
       return "unauthorized";
     case "PT403":
       return "forbidden";
+    case "PT409":
+      return "in_flight";
+    case "PT422":
+      return "reused";
   }
   if (!code) return null;
   // Data exceptions: a value the database cannot read or store (a time out of range, a malformed id).

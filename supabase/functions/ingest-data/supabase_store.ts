@@ -5,7 +5,16 @@
  * @module
  */
 import { createClient } from "@supabase/supabase-js";
-import { failureOfSqlState, type ResolvedKey, type Store, StoreError, type WriteResult } from "./store.ts";
+import {
+  failureOfSqlState,
+  type ReadingsItem,
+  readingsOutcome,
+  readingsPayload,
+  type ResolvedKey,
+  type Store,
+  StoreError,
+  type WriteResult,
+} from "./store.ts";
 
 /** A store that calls `ingest_resolve_key` and `ingest_write` through PostgREST. */
 export function createSupabaseStore(url: string, options: { serviceRoleKey: string; fetch?: typeof fetch }): Store {
@@ -24,9 +33,7 @@ export function createSupabaseStore(url: string, options: { serviceRoleKey: stri
     const { data, error, status } = response;
     if (!error) return data as T;
     const kind = failureOfSqlState(error.code);
-    if (kind === "invalid" || kind === "unauthorized" || kind === "forbidden") {
-      throw new StoreError(kind, error.message);
-    }
+    if (kind && kind !== "unavailable" && kind !== "failed") throw new StoreError(kind, error.message);
     // supabase-js reports a network failure as status 0; PostgREST answers 503
     // when it cannot reach the database, 502/504 come from the gateway.
     if (kind === "unavailable" || status === 0 || status === 502 || status === 503 || status === 504) {
@@ -39,8 +46,16 @@ export function createSupabaseStore(url: string, options: { serviceRoleKey: stri
     resolveKey(keyHash) {
       return call<ResolvedKey | null>("ingest_resolve_key", { p_key_hash: keyHash });
     },
-    write(request) {
-      return call<WriteResult>("ingest_write", {
+    async write(request) {
+      if (request.readings) {
+        const { results } = await call<{ results: ReadingsItem[] }>("ingest_write_readings", {
+          p_requests: [readingsPayload(request)],
+        });
+        const outcome = readingsOutcome(request, results[0]);
+        if (outcome instanceof StoreError) throw outcome;
+        return outcome;
+      }
+      return await call<WriteResult>("ingest_write", {
         p_datasource_id: request.datasourceId,
         p_key_id: request.keyId,
         p_values: request.values,

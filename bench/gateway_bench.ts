@@ -1,0 +1,152 @@
+/**
+ * `deno task bench:gateway`: what gateways cost, as ratios measured in one run
+ * on one durable PostgreSQL.
+ *
+ * 1. Idempotency-Key: wrk drives the documentation's combined payload over all
+ *    keys without, then with a new Idempotency-Key on every request
+ *    (alternating, `--rounds` times each); the ratio of requests per second.
+ * 2. Backfill: `--readings` readings of the combined payload in batches of
+ *    `--batch` through the endpoint (`--clients` at once), then COPY of the
+ *    same readings (three rows each) into datasource_readings: readings per
+ *    second, and their ratio (the physical limit).
+ *
+ * Options: --duration=10 --connections=64 --rounds=2 --datasources=100
+ *          --readings=100000 --batch=1000 --clients=4
+ */
+import {
+  COMBINED_PAYLOAD,
+  progress,
+  readingsCount,
+  requireTool,
+  round,
+  seedDatasources,
+  startDurablePostgres,
+  startFunction,
+  wrk,
+} from "./load.ts";
+
+const args = Object.fromEntries(
+  Deno.args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=", 2) as [string, string]),
+);
+const DURATION_S = Number(args.duration ?? 10);
+const CONNECTIONS = Number(args.connections ?? 64);
+const ROUNDS = Number(args.rounds ?? 2);
+const DATASOURCES = Number(args.datasources ?? 100);
+const READINGS = Number(args.readings ?? 100_000);
+const BATCH = Number(args.batch ?? 1000);
+const CLIENTS = Number(args.clients ?? 4);
+
+await requireTool("wrk", "wrk");
+// Batches are limited by the readings bucket in production; the benchmark measures the write path.
+Deno.env.set("INGEST_RATE_LIMIT_READINGS_PER_SECOND", "0");
+const { server, sql } = await startDurablePostgres();
+let fn: Deno.ChildProcess | undefined;
+try {
+  const keys = await seedDatasources(sql, DATASOURCES);
+  const started = await startFunction(server.url);
+  fn = started.process;
+  progress("gateway", "warming up for 5s");
+  await wrk(started.url, { keys, connections: 16, durationS: 5, script: "idempotent.lua", env: { BENCH_RUN: "w" } });
+
+  const phases: Record<string, number[]> = { without: [], with: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const phase of ["without", "with"] as const) {
+      await sql`vacuum (analyze)`;
+      await sql`checkpoint`;
+      const env = { BENCH_IDEMPOTENCY: phase === "with" ? "1" : "0", BENCH_RUN: `${round}` };
+      const figures = await wrk(started.url, {
+        keys,
+        connections: CONNECTIONS,
+        durationS: DURATION_S,
+        script: "idempotent.lua",
+        env,
+      });
+      if (figures.non_2xx > 0) throw new Error(`${figures.non_2xx} non-2xx responses ${phase} Idempotency-Key`);
+      phases[phase]!.push(figures.requests_per_s);
+      progress("gateway", `${phase} Idempotency-Key: ${figures.requests_per_s} req/s, p99 ${figures.p99_ms} ms`);
+    }
+  }
+  const mean = (list: number[]) => list.reduce((a, b) => a + b, 0) / list.length;
+  const idempotencyRatio = round(mean(phases.with!) / mean(phases.without!));
+
+  // Backfill through the endpoint.
+  const start = Date.now() - READINGS * 10;
+  const batches = Math.ceil(READINGS / BATCH);
+  const bodies = (b: number) =>
+    JSON.stringify(
+      Array.from({ length: BATCH }, (_, i) => ({
+        observed_at: start + (b * BATCH + i) * 10,
+        values: JSON.parse(COMBINED_PAYLOAD),
+      })),
+    );
+  await sql`vacuum (analyze)`;
+  await sql`checkpoint`;
+  const before = await readingsCount(sql);
+  let next = 0;
+  const began = performance.now();
+  await Promise.all(Array.from({ length: CLIENTS }, async () => {
+    while (next < batches) {
+      const b = next++;
+      const res = await fetch(started.url, {
+        method: "POST",
+        headers: { "X-API-Key": keys[b % keys.length]!.apiKey, "Content-Type": "application/json" },
+        body: bodies(b),
+      });
+      if (res.status !== 200) throw new Error(`backfill batch ${b}: ${res.status} ${await res.text()}`);
+      await res.body?.cancel();
+    }
+  }));
+  const endpointS = (performance.now() - began) / 1000;
+  const stored = (await readingsCount(sql) - before) / 3;
+  if (stored !== batches * BATCH) throw new Error(`backfill stored ${stored} readings of ${batches * BATCH}`);
+
+  // COPY of the same readings into datasource_readings.
+  await sql`vacuum (analyze)`;
+  await sql`checkpoint`;
+  const values = JSON.parse(COMBINED_PAYLOAD) as Record<string, unknown>;
+  const lines: string[] = [];
+  const received = new Date().toISOString();
+  for (let r = 0; r < batches * BATCH; r++) {
+    const at = new Date(start + r * 10).toISOString();
+    const ds = keys[Math.floor(r / BATCH) % keys.length]!.datasourceId;
+    for (const [key, value] of Object.entries(values)) {
+      lines.push(`${ds}\t${key}\t${JSON.stringify(value).replaceAll("\\", "\\\\")}\t${at}\t${received}\n`);
+    }
+  }
+  const copyBegan = performance.now();
+  const writable = await sql`copy public.datasource_readings (datasource_id, data_key, value, observed_at, received_at)
+    from stdin`.writable();
+  const encoder = new TextEncoder();
+  for (let i = 0; i < lines.length; i += 10_000) {
+    const chunk = encoder.encode(lines.slice(i, i + 10_000).join(""));
+    if (!writable.write(chunk)) await new Promise((resolve) => writable.once("drain", resolve));
+  }
+  await new Promise<void>((resolve, reject) =>
+    writable.end((error?: Error | null) => error ? reject(error) : resolve())
+  );
+  const copyS = (performance.now() - copyBegan) / 1000;
+
+  const endpointRate = round((batches * BATCH) / endpointS);
+  const copyRate = round((batches * BATCH) / copyS);
+  console.log(`\nMachine: ${navigator.hardwareConcurrency} cores; PostgreSQL with fsync and synchronous_commit on\n`);
+  console.log("| measure | figure |");
+  console.log("| --- | --- |");
+  console.log(
+    `| main benchmark, ${CONNECTIONS} connections, req/s without / with Idempotency-Key (${ROUNDS} rounds of ${DURATION_S}s each) | ${
+      phases.without!.join(", ")
+    } / ${phases.with!.join(", ")} |`,
+  );
+  console.log(`| with / without | ${idempotencyRatio} |`);
+  console.log(
+    `| backfill: readings/s, ${BATCH}-reading batches, ${CLIENTS} clients (${
+      batches * BATCH
+    } readings) | ${endpointRate} |`,
+  );
+  console.log(`| COPY of the same readings into datasource_readings: readings/s | ${copyRate} |`);
+  console.log(`| endpoint / COPY | ${round(endpointRate / copyRate)} |`);
+} finally {
+  fn?.kill("SIGTERM");
+  await fn?.status;
+  await sql.end();
+  await server.stop();
+}

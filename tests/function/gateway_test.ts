@@ -1,0 +1,308 @@
+/**
+ * Gateways: batches of readings (JSON array, NDJSON, gzip), all or nothing,
+ * the newest observation wins, Idempotency-Key, dry runs, times in responses.
+ */
+import assert from "node:assert/strict";
+import type { Sql } from "postgres";
+import { createTestDatabase } from "../support/database.ts";
+import { createTestFunction, postRequest } from "../support/function.ts";
+import { seedWorkspace } from "../support/seed.ts";
+
+const UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+
+async function counts(sql: Sql) {
+  const [row] = await sql`select (select count(*)::int from public.datasource_values) as latest,
+    (select count(*)::int from public.datasource_readings) as history,
+    (select count(*)::int from realtime.messages) as broadcasts`;
+  return { ...row };
+}
+
+async function latest(sql: Sql): Promise<Record<string, unknown>> {
+  const rows = await sql`select data_key, value from public.datasource_values order by data_key`;
+  return Object.fromEntries(rows.map((r) => [r.data_key, r.value]));
+}
+
+Deno.test("a JSON array of readings: each stored in history, the newest observation of each DataKey is the latest", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  const readings = [
+    { observed_at: minutesAgo(2), values: { temperature: 2 } },
+    { observed_at: minutesAgo(1), values: { temperature: 1, motor_stats: { rpm: 1, vibration: 1 } } },
+    { observed_at: Date.now() - 180_000, values: { temperature: 3, motor_stats: { rpm: 3, vibration: 3 } } },
+  ];
+  const res = await fn.handle(postRequest(readings, { key: s.apiKey }));
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.equal(body.readings, 3);
+  assert.deepEqual(body.latest, ["motor_stats", "temperature"]);
+  assert.match(body.received_at, UTC_MS);
+  assert.deepEqual(await latest(db.sql), { temperature: 1, motor_stats: { rpm: 1, vibration: 1 } });
+  assert.deepEqual(await counts(db.sql), { latest: 2, history: 5, broadcasts: 1 });
+  const [message] = await db.sql`select payload from realtime.messages`;
+  assert.deepEqual(message!.payload.values, { temperature: 1, motor_stats: { rpm: 1, vibration: 1 } });
+
+  // Older readings arriving later go to the history only; the response says nothing moved.
+  const late = await fn.handle(
+    postRequest([{ observed_at: minutesAgo(10), values: { temperature: 9 } }], { key: s.apiKey }),
+  );
+  assert.deepEqual((await late.json()).latest, []);
+  assert.equal((await latest(db.sql)).temperature, 1);
+});
+
+Deno.test("NDJSON, and gzip: the same readings, the limit on the decompressed size, 415 for other encodings", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url, { INGEST_MAX_BODY_BYTES: "2000" });
+  const ndjson = [1, 2, 3].map((n) => JSON.stringify({ observed_at: minutesAgo(n), values: { temperature: n } }))
+    .join("\n") + "\n";
+  const gzip = async (text: string) =>
+    new Uint8Array(
+      await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+    );
+  const send = (body: BodyInit, headers: Record<string, string>) =>
+    fn.handle(
+      new Request("http://localhost/functions/v1/ingest-data", {
+        method: "POST",
+        headers: { "X-API-Key": s.apiKey, ...headers },
+        body,
+      }),
+    );
+  let res = await send(ndjson, { "Content-Type": "application/x-ndjson" });
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal((await res.json()).readings, 3);
+  res = await send(await gzip(ndjson), { "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip" });
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal((await res.json()).readings, 3);
+  assert.equal((await latest(db.sql)).temperature, 1);
+
+  // Small compressed, large decompressed: refused as it is read.
+  const big = JSON.stringify({ temperature: "x".repeat(3000) });
+  res = await send(await gzip(big), { "Content-Type": "application/json", "Content-Encoding": "gzip" });
+  assert.equal(res.status, 413);
+  res = await send(ndjson, { "Content-Type": "application/x-ndjson", "Content-Encoding": "br" });
+  const refused = await res.json();
+  assert.equal(res.status, 415);
+  assert.equal(refused.code, "unsupported_encoding");
+  assert.match(refused.message, /gzip/);
+  assert.equal(res.headers.get("Accept-Encoding"), "gzip, identity");
+  res = await send(new Uint8Array([1, 2, 3]), { "Content-Type": "application/json", "Content-Encoding": "gzip" });
+  assert.equal(res.status, 400);
+  assert.equal((await counts(db.sql)).history, 6);
+});
+
+Deno.test("all or nothing: one bad reading is a 400 with paths from the reading's index; nothing written", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  const readings = [
+    { observed_at: minutesAgo(1), values: { temperature: 1 } },
+    { observed_at: minutesAgo(1), values: { temperature: 1 } },
+    { observed_at: minutesAgo(1), values: { temperature: 1 } },
+    { observed_at: minutesAgo(1), values: { motor_stats: { rpm: "fast", vibration: true } } },
+    { observed_at: "2026-02-30T00:00:00Z", values: { temperature: 1 } },
+    { observed_at: 1795683600, values: { temperature: 1 } },
+    { values: { temperature: 1 } },
+    { observed_at: minutesAgo(1), values: { temperature: 1 }, extra: 1 },
+    42,
+  ];
+  const res = await fn.handle(postRequest(readings, { key: s.apiKey }));
+  const body = await res.json();
+  assert.equal(res.status, 400);
+  assert.equal(body.code, "invalid_payload");
+  assert.deepEqual(body.issues.map((i: { path: string }) => i.path), [
+    "3.values.motor_stats.vibration",
+    "4.observed_at",
+    "5.observed_at",
+    "6.observed_at",
+    "7.extra",
+    "8",
+  ]);
+  assert.match(body.message, /^Cannot parse payload: "3\.values\.motor_stats\.vibration" must be a number or a string/);
+  assert.match(body.issues[1].message, /^"4\.observed_at" is not a date that exists/);
+  assert.match(body.issues[2].message, /looks like epoch seconds/);
+  assert.deepEqual(await counts(db.sql), { latest: 0, history: 0, broadcasts: 0 });
+
+  const tooMany = await fn.handle(
+    postRequest(readings.slice(0, 3), { key: s.apiKey, query: "?observed_at=" + Date.now() }),
+  );
+  assert.equal(tooMany.status, 400);
+  const empty = await fn.handle(postRequest([], { key: s.apiKey }));
+  assert.equal(empty.status, 400);
+});
+
+Deno.test("INGEST_MAX_READINGS and the readings rate limit: a batch takes its readings from their own bucket", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url, {
+    INGEST_MAX_READINGS: "50",
+    INGEST_RATE_LIMIT_PER_SECOND: "1",
+    INGEST_RATE_LIMIT_BURST: "3",
+    INGEST_RATE_LIMIT_READINGS_PER_SECOND: "10",
+    INGEST_RATE_LIMIT_READINGS_BURST: "60",
+  });
+  const batch = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ observed_at: Date.now() - 1000 * (i + 1), values: { temperature: i } }));
+  const over = await fn.handle(postRequest(batch(51), { key: s.apiKey }));
+  assert.equal(over.status, 400);
+  assert.equal((await over.json()).code, "limit_exceeded");
+  // 50 readings fit in the readings bucket although the request bucket holds 3.
+  assert.equal((await fn.handle(postRequest(batch(50), { key: s.apiKey }))).status, 200);
+  const limited = await fn.handle(postRequest(batch(50), { key: s.apiKey }));
+  assert.equal(limited.status, 429);
+  assert.ok(Number(limited.headers.get("Retry-After")) >= 4);
+  assert.equal((await counts(db.sql)).history, 50);
+});
+
+Deno.test("Idempotency-Key: a retry replays the answer and stores nothing; another body is a 422", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  const headers = { "Idempotency-Key": "gw-7f3a-0001" };
+  const readings = [{ observed_at: minutesAgo(1), values: { temperature: 20 } }];
+  const first = await fn.handle(postRequest(readings, { key: s.apiKey, headers }));
+  const firstBody = await first.json();
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get("Idempotent-Replayed"), null);
+  for (let i = 0; i < 3; i++) {
+    const again = await fn.handle(postRequest(readings, { key: s.apiKey, headers }));
+    assert.equal(again.status, 200);
+    assert.equal(again.headers.get("Idempotent-Replayed"), "true");
+    assert.deepEqual(await again.json(), firstBody);
+  }
+  const other = await fn.handle(
+    postRequest([{ ...readings[0], values: { temperature: 21 } }], { key: s.apiKey, headers }),
+  );
+  assert.equal(other.status, 422);
+  assert.equal((await other.json()).code, "idempotency_key_reused");
+  assert.deepEqual(await counts(db.sql), { latest: 1, history: 1, broadcasts: 1 });
+
+  // A single payload with a key, and the same key on another API key: scoped to the API key.
+  const single = {
+    key: s.apiKey,
+    headers: { "Idempotency-Key": "single-1" },
+    query: `?observed_at=${minutesAgo(0.5)}`,
+  };
+  const a = await fn.handle(postRequest({ temperature: 22 }, single));
+  const aBody = await a.json();
+  const b = await fn.handle(postRequest({ temperature: 22 }, single));
+  assert.equal(b.headers.get("Idempotent-Replayed"), "true");
+  assert.deepEqual(await b.json(), aBody);
+  assert.deepEqual(aBody.stored, ["temperature"]);
+  assert.match(aBody.observed_at, UTC_MS);
+  const bad = await fn.handle(
+    postRequest({ temperature: 22 }, { key: s.apiKey, headers: { "Idempotency-Key": "a b" } }),
+  );
+  assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).code, "invalid_idempotency_key");
+  assert.equal((await counts(db.sql)).history, 2);
+});
+
+Deno.test("Idempotency-Key: the same request sent many times at once is stored once", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  // Two function instances on one database, as on Supabase: the database decides.
+  await using one = createTestFunction(db.url);
+  await using two = createTestFunction(db.url);
+  for (let round = 0; round < 5; round++) {
+    const headers = { "Idempotency-Key": `burst-${round}` };
+    const readings = [1, 2].map((n) => ({
+      observed_at: Date.now() - n * 1000 - round * 10_000,
+      values: { temperature: n },
+    }));
+    const responses = await Promise.all(
+      Array.from(
+        { length: 8 },
+        (_, i) => (i % 2 ? one : two).handle(postRequest(readings, { key: s.apiKey, headers })),
+      ),
+    );
+    const statuses = responses.map((r) => r.status);
+    assert.ok(statuses.every((st) => st === 200 || st === 409), statuses.join());
+    assert.equal(responses.filter((r) => r.status === 200 && !r.headers.get("Idempotent-Replayed")).length, 1);
+    for (const r of responses) if (r.status === 409) assert.equal(r.headers.get("Retry-After"), "1");
+  }
+  assert.equal((await counts(db.sql)).history, 10);
+});
+
+Deno.test("?dry_run=true checks everything and answers like a POST, but writes and broadcasts nothing", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  const single = await fn.handle(postRequest({ temperature: 1 }, { key: s.apiKey, query: "?dry_run=true" }));
+  const body = await single.json();
+  assert.equal(single.status, 200);
+  assert.equal(body.dry_run, true);
+  assert.deepEqual(body.stored, ["temperature"]);
+  assert.match(body.observed_at, UTC_MS);
+  const batch = await fn.handle(
+    postRequest([{ observed_at: minutesAgo(1), values: { temperature: 1 } }], {
+      key: s.apiKey,
+      query: "?dry_run=true",
+    }),
+  );
+  assert.deepEqual({ ...(await batch.json()), received_at: "" }, {
+    ok: true,
+    datasource_id: s.datasourceId,
+    dry_run: true,
+    readings: 1,
+    received_at: "",
+  });
+  const invalid = await fn.handle(postRequest({ temperature: true }, { key: s.apiKey, query: "?dry_run=true" }));
+  assert.equal(invalid.status, 400);
+  const idempotent = await fn.handle(
+    postRequest({ temperature: 1 }, { key: s.apiKey, query: "?dry_run=true", headers: { "Idempotency-Key": "k" } }),
+  );
+  assert.equal(idempotent.status, 200);
+  assert.deepEqual(await counts(db.sql), { latest: 0, history: 0, broadcasts: 0 });
+  // The dry run recorded no Idempotency-Key: the real request is stored.
+  const real = await fn.handle(postRequest({ temperature: 1 }, { key: s.apiKey, headers: { "Idempotency-Key": "k" } }));
+  assert.equal(real.headers.get("Idempotent-Replayed"), null);
+  assert.equal((await counts(db.sql)).history, 1);
+});
+
+Deno.test("?observed_at= follows the time rules, and a + turned into a space says to URL-encode it", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  const post = (query: string) => fn.handle(postRequest({ temperature: 1 }, { key: s.apiKey, query }));
+  const spaced = await post("?observed_at=2026-11-26T10:00:00+01:00");
+  const body = await spaced.json();
+  assert.equal(spaced.status, 400);
+  assert.match(body.message, /URL-encode/);
+  assert.equal(body.issues[0].path, "observed_at");
+  for (const raw of ["2026-02-30T00:00:00Z", "2026-11-26T10:00:00", "1795683600"]) {
+    assert.equal((await post(`?observed_at=${raw}`)).status, 400, raw);
+  }
+  const ms = Date.now() - 60_000;
+  const ok = await post(`?observed_at=${ms}`);
+  const okBody = await ok.json();
+  assert.equal(ok.status, 200);
+  assert.equal(okBody.observed_at, new Date(ms).toISOString());
+  assert.match(okBody.received_at, UTC_MS);
+});
+
+Deno.test("the database expires Idempotency-Key records older than a day as it writes", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await db.sql`insert into private.idempotency_keys (key_id, idempotency_key, request_hash, response, created_at)
+    values (${s.keyId}, 'old', 'h', '{}', now() - interval '25 hours'),
+           (${s.keyId}, 'recent', 'h', '{}', now() - interval '23 hours')`;
+  // One call in twenty that records keys expires old ones: 300 calls miss it with probability 0.95^300 < 1e-6.
+  for (let i = 0; i < 300; i++) {
+    await db.sql`select public.ingest_write_readings(${
+      db.sql.json([{
+        datasource_id: s.datasourceId,
+        key_id: s.keyId,
+        readings: [{ t: null, v: { temperature: i } }],
+        idempotency_key: `k${i}`,
+        request_hash: "h",
+      }] as never)
+    })`;
+    const [old] = await db.sql`select count(*)::int as n from private.idempotency_keys where idempotency_key = 'old'`;
+    if (old!.n === 0) break;
+  }
+  const left = await db
+    .sql`select idempotency_key from private.idempotency_keys where idempotency_key in ('old', 'recent')`;
+  assert.deepEqual(left.map((r) => r.idempotency_key), ["recent"]);
+});
