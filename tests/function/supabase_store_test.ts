@@ -106,6 +106,30 @@ Deno.test("supabase store: PostgREST errors map to the same statuses as the post
   }
 });
 
+Deno.test("supabase store: readings and Idempotency-Key through rpc('ingest_write_readings')", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using postgrest = postgrestStandIn(db.sql);
+  const handle = supabaseHandler(postgrest.url);
+  const readings = [2, 1].map((m) => ({ observed_at: Date.now() - m * 60_000, values: { temperature: m } }));
+  const headers = { "Idempotency-Key": "supabase-store-1" };
+  const first = await handle(postRequest(readings, { key: s.apiKey, headers }));
+  const body = await first.json();
+  assert.equal(first.status, 200, JSON.stringify(body));
+  assert.equal(body.readings, 2);
+  assert.deepEqual(body.latest, ["temperature"]);
+  const again = await handle(postRequest(readings, { key: s.apiKey, headers }));
+  assert.equal(again.headers.get("Idempotent-Replayed"), "true");
+  assert.deepEqual(await again.json(), body);
+  const other = await handle(postRequest(readings.slice(1), { key: s.apiKey, headers }));
+  assert.equal(other.status, 422);
+  await other.body?.cancel();
+  const [row] = await db.sql`select count(*)::int as n from public.datasource_readings`;
+  assert.equal(row!.n, 2);
+  const [latest] = await db.sql`select value from public.datasource_values where data_key = 'temperature'`;
+  assert.equal(latest!.value, 1);
+});
+
 Deno.test("supabase store: an unreachable API is a 503", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
