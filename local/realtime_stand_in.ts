@@ -190,8 +190,7 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       const refusal = await authorizeJoin(channel, config);
       if (channel.closed) return;
       if (refusal) {
-        connection.channels.delete(topic);
-        channel.closed = true;
+        remove(channel);
         await new Promise((resolve) => setTimeout(resolve, backoffMs));
         reply(connection, joinRef, ref, topic, "error", { reason: refusal });
         return;
