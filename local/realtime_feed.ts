@@ -84,9 +84,10 @@ async function startPollFeed(
 ): Promise<RealtimeFeed> {
   const [start] = await sql`select coalesce(max(inserted_at), 'epoch'::timestamp)::text as at from realtime.messages`;
   let since = start!.at as string;
-  // Ids already delivered whose inserted_at equals `since` (rows of one transaction share it).
+  // Ids already delivered whose inserted_at equals `since` (rows of one transaction share it). `since` goes to
+  // PostgreSQL as text: postgres.js would turn a timestamp parameter into a Date and drop its microseconds.
   let seen = new Set(
-    (await sql`select id::text from realtime.messages where inserted_at = ${since}::timestamp`).map((r) =>
+    (await sql`select id::text from realtime.messages where inserted_at = ${since}::text::timestamp`).map((r) =>
       r.id as string
     ),
   );
@@ -98,7 +99,7 @@ async function startPollFeed(
         select id::text, topic, event, coalesce(private, false) as private, payload::text as payload,
           inserted_at::text as at
         from realtime.messages
-        where extension = 'broadcast' and inserted_at >= ${since}::timestamp
+        where extension = 'broadcast' and inserted_at >= ${since}::text::timestamp
         order by inserted_at, ctid`;
       for (const row of rows) {
         if (seen.has(row.id)) continue;
