@@ -1,19 +1,22 @@
 /**
- * The `supabase` store adapter (supabase-js `rpc()`), against a stand-in for
- * PostgREST's RPC endpoint: PostgREST cannot run here, so a small server plays
- * its part, executing the real SQL functions on the test database as
- * service_role and answering errors the way PostgREST does (PTxxx -> status).
+ * The `supabase` store adapter (supabase-js `rpc()`), against the local
+ * stack's REST stand-in (local/rest_stand_in.ts): PostgREST cannot run here,
+ * so the stand-in plays its part, executing the real SQL functions on the test
+ * database as the service role key's role and answering errors the way
+ * PostgREST does (PTxxx -> status).
  */
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
 import { loadConfig } from "../../supabase/functions/ingest-data/config.ts";
 import { createHandler } from "../../supabase/functions/ingest-data/handler.ts";
 import { createStore } from "../../supabase/functions/ingest-data/create_store.ts";
+import { DEFAULT_JWT_SECRET, serviceRoleKey } from "../../local/jwt.ts";
+import { createRestStandIn } from "../../local/rest_stand_in.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { DOC_PAYLOADS, postRequest } from "../support/function.ts";
 import { seedWorkspace } from "../support/seed.ts";
 
-const SERVICE_KEY = "test-service-role-key";
+const SERVICE_KEY = await serviceRoleKey(DEFAULT_JWT_SECRET);
 
 interface Recorded {
   path: string;
@@ -22,39 +25,18 @@ interface Recorded {
   body: Record<string, unknown>;
 }
 
-/** A PostgREST stand-in serving `POST /rest/v1/rpc/<fn>`; `override` may answer instead. */
+/** The REST stand-in, recording each request; `override` may answer instead. */
 function postgrestStandIn(sql: Sql, override?: () => Response | null) {
   const recorded: Recorded[] = [];
+  const rest = createRestStandIn({ sql, jwtSecret: DEFAULT_JWT_SECRET });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
-    const path = new URL(request.url).pathname;
-    const body = await request.json();
     recorded.push({
-      path,
+      path: new URL(request.url).pathname,
       apikey: request.headers.get("apikey"),
       authorization: request.headers.get("authorization"),
-      body,
+      body: await request.clone().json(),
     });
-    const forced = override?.();
-    if (forced) return forced;
-    const fn = path.match(/^\/rest\/v1\/rpc\/(ingest_resolve_key|ingest_write|ingest_write_readings)$/)?.[1];
-    if (!fn) return Response.json({ code: "PGRST202", message: "not found" }, { status: 404 });
-    try {
-      const [row] = await sql.begin(async (tx) => {
-        await tx`set local role service_role`;
-        if (fn === "ingest_write_readings") {
-          return await tx`select public.ingest_write_readings(${tx.json(body.p_requests as never)}) as r`;
-        }
-        return fn === "ingest_resolve_key"
-          ? await tx`select public.ingest_resolve_key(${body.p_key_hash}) as r`
-          : await tx`select public.ingest_write(${body.p_datasource_id}, ${body.p_key_id}, ${tx.json(body.p_values)},
-                     ${body.p_observed_at}) as r`;
-      });
-      return Response.json(row!.r);
-    } catch (error) {
-      const code = (error as { code: string }).code;
-      const status = /^PT\d{3}$/.test(code) ? Number(code.slice(2)) : 400;
-      return Response.json({ code, message: (error as Error).message, details: null, hint: null }, { status });
-    }
+    return override?.() ?? await rest(request);
   });
   const url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`;
   return { url, recorded, [Symbol.asyncDispose]: () => server.shutdown() };

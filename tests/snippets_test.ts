@@ -1,0 +1,131 @@
+/**
+ * The "Send data from ..." snippets in docs/snippets run as a user runs them
+ * (sh + curl, python3 + requests, node + fetch, Node-RED itself), against the
+ * function served on a free port with a test database, the URL and key in
+ * environment variables. Each snippet's first request is answered 503 with
+ * Retry-After, as when the database is unreachable: each must retry, and the
+ * values end up stored exactly once. The ESP32 sketch is not run (no board).
+ */
+import assert from "node:assert/strict";
+import { errorResponse, HttpError } from "../supabase/functions/ingest-data/http_error.ts";
+import { freePort } from "../local/net.ts";
+import { createTestDatabase } from "./support/database.ts";
+import { createTestFunction, DOC_PAYLOADS } from "./support/function.ts";
+import { seedWorkspace } from "./support/seed.ts";
+
+const SNIPPETS = new URL("../docs/snippets/", import.meta.url);
+/** Node-RED 4 runs on Node.js 18.5+ (5.x needs 22); pinned like every other tool. */
+const NODE_RED = "node-red@4.1.8";
+
+type Runner = (env: Record<string, string>) => Promise<string>;
+
+/** Runs a command to its end; fails the test on a non-zero exit. */
+async function run(command: string, args: string[], env: Record<string, string>): Promise<string> {
+  const output = await new Deno.Command(command, { args, env, cwd: SNIPPETS }).output();
+  const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, `${command} ${args.join(" ")}:\n${text}`);
+  return text;
+}
+
+/** Starts Node-RED on the flow, waits for its "stored" debug line, stops it. */
+async function runNodeRed(env: Record<string, string>): Promise<string> {
+  const userDir = await Deno.makeTempDir({ prefix: "twinnoverse-node-red-" });
+  await Deno.copyFile(new URL("node_red_flow.json", SNIPPETS), `${userDir}/flows.json`);
+  // npx does not pass Ctrl-C on promptly: run Node-RED's own executable, which npx installed.
+  const which = await run("npx", ["--yes", `--package=${NODE_RED}`, "-c", "command -v node-red"], {
+    PATH: Deno.env.get("PATH") ?? "",
+    HOME: Deno.env.get("HOME") ?? "/tmp",
+  });
+  const child = new Deno.Command(which.trim().split("\n").at(-1)!, {
+    args: ["--port", String(freePort()), "--userDir", userDir, `${userDir}/flows.json`],
+    env: { ...env, NODE_RED_ENABLE_PROJECTS: "false" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  let output = "";
+  try {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      output += decoder.decode(chunk, { stream: true });
+      if (/\[debug:stored\][\s\S]*temperature/.test(output) || /\[debug:refused/.test(output)) break;
+    }
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await Deno.remove(userDir, { recursive: true });
+  }
+  assert.match(output, /\[debug:stored\]/, `${output}\n${await stderr}`);
+  return output;
+}
+
+const RUNNERS: Record<string, Runner> = {
+  "curl (sh)": (env) => run("sh", ["send_curl.sh"], env),
+  "Python (requests)": (env) => run("python3", ["send_python.py"], env),
+  "Node.js (fetch)": (env) => run("node", ["send_node.mjs"], env),
+  "Node-RED (flow)": runNodeRed,
+};
+
+for (const [label, runner] of Object.entries(RUNNERS)) {
+  Deno.test(`snippet "Send data from ${label}" stores the documentation's payload once, after a 503`, async () => {
+    await using db = await createTestDatabase();
+    const s = await seedWorkspace(db.sql);
+    await using fn = createTestFunction(db.url);
+    let refused = 0;
+    await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+      // The first request is answered as when the database is unreachable.
+      if (refused++ === 0) {
+        const unavailable = new HttpError(503, "service_unavailable", "Service unavailable: retry later", {
+          headers: { "Retry-After": "1" },
+        });
+        return errorResponse(unavailable, { requestId: crypto.randomUUID() });
+      }
+      return fn.handle(request);
+    });
+    const env = {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      INGEST_URL: `http://127.0.0.1:${server.addr.port}/functions/v1/ingest-data`,
+      INGEST_API_KEY: s.apiKey,
+    };
+    const output = await runner(env);
+    assert.ok(refused >= 2, `the snippet did not retry after the 503:\n${output}`);
+    assert.ok(!output.includes(s.apiKey), "the snippet printed the key");
+    const rows = await db
+      .sql`select data_key, value from public.datasource_values where datasource_id = ${s.datasourceId}`;
+    assert.deepEqual(Object.fromEntries(rows.map((r) => [r.data_key, r.value])), JSON.parse(DOC_PAYLOADS.combined));
+    const [readings] = await db.sql`select count(*)::int as n from public.datasource_readings
+      where datasource_id = ${s.datasourceId}`;
+    assert.equal(readings!.n, 3, "each DataKey stored once");
+  });
+}
+
+Deno.test("the Node-RED flow: key in the http request node's own headers, no Basic auth, a switch on msg.statusCode", async () => {
+  const flow: Record<string, unknown>[] = JSON.parse(await Deno.readTextFile(new URL("node_red_flow.json", SNIPPETS)));
+  const byId = new Map(flow.map((node) => [node.id as string, node]));
+  assert.equal(byId.size, flow.length, "ids are unique");
+  for (const node of flow) {
+    for (const output of (node.wires as string[][] | undefined) ?? []) {
+      for (const target of output) assert.ok(byId.has(target), `${node.id} wires to missing ${target}`);
+    }
+  }
+  const request = flow.find((node) => node.type === "http request")!;
+  assert.equal(request.method, "POST");
+  assert.equal(request.authType, "", "basic authentication would send Authorization: Basic");
+  assert.deepEqual(
+    (request.headers as Record<string, string>[]).find((h) => h.keyValue === "X-API-Key"),
+    { keyType: "other", keyValue: "X-API-Key", valueType: "other", valueValue: "${INGEST_API_KEY}" },
+  );
+  const next = byId.get((request.wires as string[][])[0]![0]!)!;
+  assert.equal(next.type, "switch");
+  assert.equal(next.property, "statusCode");
+  assert.deepEqual((next.rules as { v?: string }[]).map((rule) => rule.v), ["200", "429", "503", undefined]);
+  // 429 and 503 go back to the http request node through a delay; anything else to a debug node.
+  const [stored, tooMany, unavailable, other] = (next.wires as string[][]).map((targets) => byId.get(targets[0]!)!);
+  assert.equal(stored!.type, "debug");
+  assert.equal(tooMany, unavailable);
+  const delay = byId.get((tooMany!.wires as string[][])[0]![0]!)!;
+  assert.equal(delay.type, "delay");
+  assert.deepEqual(delay.wires, [[request.id]]);
+  assert.equal(other!.type, "debug");
+});
