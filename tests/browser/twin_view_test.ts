@@ -69,10 +69,10 @@ Deno.test("twin view on the test stack: every widget type live within 1 s, highl
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql, { widgets: ALL_TYPES });
   // A second workspace of the viewer's, so that the picker appears.
-  await asServiceRole(db.sql, async (tx) => {
+  const oven = await asServiceRole(db.sql, async (tx) => {
     const annex = await createWorkspace(tx, "Annex");
     await tx`insert into public.workspace_members (workspace_id, user_id, role) values (${annex}, ${s.viewer}, 'viewer')`;
-    await createDatasource(tx, annex, { name: "Oven", widgets: DOC_WIDGETS.slice(0, 1) });
+    return await createDatasource(tx, annex, { name: "Oven", widgets: DOC_WIDGETS.slice(0, 1) });
   });
   await using stack = await startTestStack(db.url);
   // The page is served from its own origin, as a dashboard would be; the stack is its Supabase.
@@ -120,8 +120,8 @@ Deno.test("twin view on the test stack: every widget type live within 1 s, highl
   // The connection drops: the badge says so; what is posted meanwhile shows once it is back.
   const before = errors.length;
   await stack.stop();
-  // The subscriber reports the loss as `reconnecting` or, when the server says why it closed, `error`.
-  await page.waitForSelector('#status:not([data-status="live"])', { timeout: 10_000 });
+  await waitForStatus(page, "reconnecting");
+  assert.equal(await page.$eval("#status", (badge) => badge.textContent), "Reconnecting…");
   const meanwhile = await stack.fn.handle(postRequest({ temperature: 99.5, pressure: { t: ["x"], bar: [1] } }, {
     key: s.apiKey,
   }));
@@ -132,6 +132,17 @@ Deno.test("twin view on the test stack: every widget type live within 1 s, highl
   await waitForValue(page, "pressure", "x 1", 5000);
   assert.equal(await stack.post(s.apiKey, { temperature: 100 }), 200);
   await waitForValue(page, "temperature", "100", 5000);
+
+  // Another page: an unknown ?datasource= is explained; choosing one in the picker opens it.
+  const other = await chromium.browser.newPage();
+  await other.goto(`http://127.0.0.1:${port}/?datasource=${crypto.randomUUID()}`);
+  await waitForStatus(other, "closed");
+  assert.match(await other.$eval("#message", (m) => m.textContent ?? ""), /is not one of yours/);
+  await Promise.all([other.waitForNavigation(), other.select("#datasource-picker", oven)]);
+  await waitForStatus(other, "live");
+  assert.equal(new URL(other.url()).searchParams.get("datasource"), oven);
+  assert.deepEqual((await panelRows(other)).map((r) => r.name), ["Temperature"]);
+  await other.close();
 
   // Phone width: the scene above the panel, nothing wider than the screen.
   await page.setViewport({ width: 390, height: 844 });
