@@ -5,7 +5,13 @@
  * Retry-After, and the function must serve 200s again without a restart.
  * Prints the counts, saves them to .bench/fault.json, exits 1 on a broken promise.
  *
- * Options: --seconds=20 --down-at=5 --down-for=4 --connections=16
+ * A second phase does it again with clients that retry: each request carries
+ * an Idempotency-Key, some connections are cut by the client right after
+ * sending (the server may commit without the client hearing of it), and every
+ * request whose answer was not a 200 is sent again with the same key until it
+ * is. Afterwards every value must be stored exactly once: 0 duplicates, 0 lost.
+ *
+ * Options: --seconds=20 --down-at=5 --down-for=4 --connections=16 --cut=0.1
  */
 import { progress, seedDatasources, startDurablePostgres, startFunction } from "./load.ts";
 
@@ -16,6 +22,9 @@ const SECONDS = Number(args.seconds ?? 20);
 const DOWN_AT_S = Number(args["down-at"] ?? 5);
 const DOWN_FOR_S = Number(args["down-for"] ?? 4);
 const CONNECTIONS = Number(args.connections ?? 16);
+const CUT = Number(args.cut ?? 0.1);
+/** Values of the retry phase start here, apart from the first phase's. */
+const RETRY_BASE = 100_000_000;
 
 interface Outcome {
   seq: number;
@@ -112,7 +121,8 @@ try {
     perSecond.set(second, counts);
   }
   console.log(`  statuses by second sent: ${[...perSecond].map(([s, c]) => `${s}s ${JSON.stringify(c)}`).join(", ")}`);
-  const passed = lost === 0 && badFailures === 0 && okAfterRestart > 0 && unavailable.length > 0;
+  const retry = await retryPhase(started.url, keys.map((k) => k.apiKey));
+  const passed = lost === 0 && badFailures === 0 && okAfterRestart > 0 && unavailable.length > 0 && retry;
   console.log(passed ? "PASS" : "FAIL");
   if (!passed) Deno.exitCode = 1;
 } finally {
@@ -120,4 +130,79 @@ try {
   await fn?.status;
   await sql.end({ timeout: 1 }).catch(() => {});
   await server.stop();
+}
+
+/** The retry phase; true when every value acknowledged is stored exactly once. */
+async function retryPhase(url: string, apiKeys: string[]): Promise<boolean> {
+  const t1 = performance.now();
+  const since = () => (performance.now() - t1) / 1000;
+  let next = RETRY_BASE;
+  const acknowledged = new Set<number>();
+  let attempts = 0, cuts = 0, replays = 0, conflicts = 0, unfinished = 0;
+  const statuses: Record<number, number> = {};
+
+  const send = async (n: number): Promise<boolean> => {
+    attempts++;
+    const cut = Math.random() < CUT;
+    const controller = new AbortController();
+    if (cut) setTimeout(() => controller.abort(), 1 + Math.random() * 10);
+    try {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: {
+          "X-API-Key": apiKeys[n % apiKeys.length]!,
+          "Content-Type": "application/json",
+          "Idempotency-Key": `fault-${n}`,
+        },
+        body: JSON.stringify({ temperature: n }),
+        signal: controller.signal,
+      });
+      await res.body?.cancel();
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      if (res.headers.get("Idempotent-Replayed")) replays++;
+      if (res.status === 409) conflicts++;
+      return res.status === 200;
+    } catch {
+      if (cut) cuts++;
+      return false;
+    }
+  };
+
+  const worker = async (): Promise<void> => {
+    while (since() < SECONDS) {
+      const n = ++next;
+      // Retry with the same key until the answer is heard (a second after the phase at most).
+      while (!(await send(n))) {
+        if (since() > SECONDS + 10) {
+          unfinished++;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      acknowledged.add(n);
+    }
+  };
+
+  const restart = async (): Promise<void> => {
+    await new Promise((r) => setTimeout(r, DOWN_AT_S * 1000));
+    progress("fault", `retry phase: stopping PostgreSQL at ${since().toFixed(1)}s`);
+    await server.stop({ keepFiles: true });
+    await new Promise((r) => setTimeout(r, DOWN_FOR_S * 1000));
+    await server.start();
+    progress("fault", `retry phase: PostgreSQL started again at ${since().toFixed(1)}s`);
+  };
+
+  progress("fault", `retry phase: ${CONNECTIONS} clients retrying with Idempotency-Key, ${CUT * 100}% cut`);
+  await Promise.all([restart(), ...Array.from({ length: CONNECTIONS }, worker)]);
+  const rows = await sql`select (value::text)::bigint as seq, count(*)::int as n from public.datasource_readings
+    where data_key = 'temperature' and (value::text)::bigint > ${RETRY_BASE} group by 1`;
+  const copies = new Map(rows.map((r) => [Number(r.seq), r.n as number]));
+  const duplicates = [...copies.values()].filter((n) => n > 1).length;
+  const lostValues = [...acknowledged].filter((n) => !copies.has(n)).length;
+  console.log(`\nRetry phase: PostgreSQL stopped for ${DOWN_FOR_S}s; clients cut ${CUT * 100}% of connections`);
+  console.log(`  values acknowledged: ${acknowledged.size}; attempts: ${attempts}; connections cut: ${cuts}`);
+  console.log(`  statuses heard: ${JSON.stringify(statuses)}; replays: ${replays}; 409 in flight: ${conflicts}`);
+  console.log(`  stored twice or more (duplicates): ${duplicates}; acknowledged but not stored (lost): ${lostValues}`);
+  console.log(`  still unanswered when the phase ended: ${unfinished}`);
+  return duplicates === 0 && lostValues === 0 && acknowledged.size > 0;
 }

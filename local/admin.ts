@@ -11,6 +11,7 @@ import {
   createWorkspace,
   revokeApiKey,
 } from "./provisioning.ts";
+import { jwtSecret, mintUserToken } from "./jwt.ts";
 
 const USAGE = `Usage: deno task admin <command>
 
@@ -22,6 +23,8 @@ const USAGE = `Usage: deno task admin <command>
   create-key <datasource-id> [--name <name>] [--scopes ingest:write,ingest:read] [--expires <ISO date>]
   keys <datasource-id>                          list keys (never their secrets)
   revoke-key <key-id>
+  token <user-id> [--expires-in <seconds>]       an access token for a user (HS256, SUPABASE_JWT_SECRET or the
+                                                Supabase CLI's local secret), for supabase-js' accessToken
 
 Database: DATABASE_URL, else the dev server's embedded database (start it with deno task dev).`;
 
@@ -107,6 +110,16 @@ async function main(args: string[]): Promise<void> {
             from public.datasource_api_keys where datasource_id = ${rest[0]!} order by created_at`,
         );
         break;
+      case "token": {
+        const [userId] = rest;
+        if (!userId || userId.startsWith("--")) throw new Error("token needs <user-id>");
+        const [user] = await sql`select id, email from auth.users where id::text = ${userId}`;
+        if (!user) throw new Error(`No user ${userId} in auth.users`);
+        const expiresIn = Number(option(rest, "--expires-in") ?? 3600);
+        if (!Number.isInteger(expiresIn) || expiresIn <= 0) throw new Error("--expires-in must be a positive integer");
+        console.log(await mintUserToken(jwtSecret(), user.id, { expiresIn, email: user.email ?? undefined }));
+        break;
+      }
       case "revoke-key":
         console.log(`Revoked at ${(await revokeApiKey(sql, rest[0]!)).toISOString()}`);
         break;

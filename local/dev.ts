@@ -1,6 +1,9 @@
 /**
  * `deno task dev`: the ingest-data function on http://127.0.0.1:54321/functions/v1/ingest-data
- * with a ready database, a demo datasource and its demo API key (kept across restarts; `--new-key` replaces it).
+ * with a ready database, a demo datasource and its demo API key (kept across restarts; `--new-key` replaces it);
+ * beside it, on the same port, the Supabase stand-ins a dashboard needs (`/rest/v1/`,
+ * `/realtime/v1/websocket`) and the `.env` lines for supabase-js (SUPABASE_URL, SUPABASE_ANON_KEY,
+ * DEMO_ACCESS_TOKEN).
  *
  * Database: DATABASE_URL when set, else an embedded PGlite kept in `.dev-db/`
  * (`--reset` starts it afresh; INGEST_DEV_DIR moves it). Port: PORT (default 54321). Ctrl-C stops it.
@@ -12,6 +15,8 @@ import { createHandler } from "../supabase/functions/ingest-data/handler.ts";
 import { startEmbeddedPostgres } from "./embedded_postgres.ts";
 import { applyMigrations, applyPlatformFixture } from "./migrate.ts";
 import { seedDemo } from "./demo.ts";
+import { anonKey, jwtSecret, mintUserToken } from "./jwt.ts";
+import { startSupabaseStandIns } from "./supabase_stand_ins.ts";
 
 const DEV_DIR = Deno.env.get("INGEST_DEV_DIR")?.replace(/\/?$/, "/") ??
   new URL("../.dev-db/", import.meta.url).pathname;
@@ -58,13 +63,42 @@ const handler = createHandler({
     ),
 });
 
+// Realtime and REST stand-ins (not Supabase's servers: see docs/realtime.md). PGlite forwards no
+// notifications to other connections, so there the Realtime stand-in polls for broadcasts.
+const secret = jwtSecret();
+const standIns = await startSupabaseStandIns({
+  databaseUrl,
+  jwtSecret: secret,
+  feed: embedded ? "poll" : "notify",
+  poolSize: embedded ? 2 : 4,
+});
+/** What a dashboard needs to connect to this stack with supabase-js. */
+const supabase = {
+  supabaseUrl: `http://127.0.0.1:${port}`,
+  anonKey: await anonKey(secret),
+  demoAccessToken: await mintUserToken(secret, demo.userId, { expiresIn: 30 * 24 * 3600, email: demo.userEmail }),
+};
+
 const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
   const path = new URL(request.url).pathname;
   if (path === PATH || path === `${PATH}/openapi.json`) return handler(request);
-  return Response.json({ code: "not_found", message: `Not found: the endpoint is ${PATH}` }, { status: 404 });
+  return standIns.route(request) ??
+    Response.json({ code: "not_found", message: `Not found: the endpoint is ${PATH}` }, { status: 404 });
 });
 
-// Listen for Ctrl-C before saying "Ctrl-C stops it." (shutdown is declared below).
+let stopping = false;
+async function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  console.log("Stopping…");
+  await standIns.close();
+  await server.shutdown();
+  await store.close();
+  await embedded?.stop();
+  if (embedded) await Deno.remove(`${DEV_DIR}database_url`).catch(() => {});
+  Deno.exit(0);
+}
+// Listen for Ctrl-C before saying so: a caller may send it as soon as it reads the banner.
 Deno.addSignalListener("SIGINT", shutdown);
 Deno.addSignalListener("SIGTERM", shutdown);
 
@@ -81,17 +115,13 @@ curl -X POST '${endpoint}' \\
   --header 'Content-Type: application/json' \\
   --data-raw '{"temperature": 42.5, "motor_stats": {"rpm": 1500, "vibration": 0.75}}'
 
+Dashboards (supabase-js; Realtime and REST here are local stand-ins), as .env lines:
+SUPABASE_URL=${supabase.supabaseUrl}
+SUPABASE_ANON_KEY=${supabase.anonKey}
+DEMO_ACCESS_TOKEN=${supabase.demoAccessToken}
+DEMO_DATASOURCE_ID=${demo.datasourceId}
+(DEMO_ACCESS_TOKEN: user ${demo.userEmail}, a viewer of the demo workspace, for 30 days;
+ deno task admin token <user-id> mints others.)
+
 Ctrl-C stops it.
 `);
-
-let stopping = false;
-async function shutdown() {
-  if (stopping) return;
-  stopping = true;
-  console.log("Stopping…");
-  await server.shutdown();
-  await store.close();
-  await embedded?.stop();
-  if (embedded) await Deno.remove(`${DEV_DIR}database_url`).catch(() => {});
-  Deno.exit(0);
-}

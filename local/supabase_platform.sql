@@ -96,20 +96,36 @@ as $$
   select nullif(current_setting('realtime.topic', true), '')::text;
 $$;
 
--- Sends a broadcast from the database, as Supabase's realtime.send does:
--- a failure to send is a warning, never an error of the caller's transaction.
+-- Sends a broadcast from the database: Supabase's definition (supabase/realtime,
+-- migration 20260605120000_rename_broadcast_send_warning), which also puts the
+-- message id into the payload. A failure to send is a warning, never an error
+-- of the caller's transaction.
 create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
 returns void
 language plpgsql
 as $$
+declare
+  generated_id uuid;
+  final_payload jsonb;
 begin
   begin
-    perform set_config('realtime.topic', topic, true);
-    insert into realtime.messages (payload, event, topic, private, extension)
-    values (payload, event, topic, private, 'broadcast');
+    generated_id := gen_random_uuid();
+
+    -- Check if payload has an 'id' key, if not, add the generated UUID
+    if payload ? 'id' then
+      final_payload := payload;
+    else
+      final_payload := jsonb_set(payload, '{id}', to_jsonb(generated_id));
+    end if;
+
+    -- Set the topic configuration
+    execute format('SET LOCAL realtime.topic TO %L', topic);
+
+    insert into realtime.messages (id, payload, event, topic, private, extension)
+    values (generated_id, final_payload, event, topic, private, 'broadcast');
   exception
     when others then
-      raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
+      raise warning 'WarnSendingBroadcastMessage: %', sqlerrm;
   end;
 end;
 $$;
@@ -123,3 +139,23 @@ begin
   end if;
 end
 $$;
+
+-- Not Supabase's: what the local Realtime stand-in (local/realtime_stand_in.ts)
+-- needs to deliver broadcasts from the database. Supabase Realtime reads new
+-- realtime.messages rows from a logical replication slot; the stand-in LISTENs
+-- instead: each new row notifies its id, and PostgreSQL delivers notifications
+-- only when the inserting transaction commits, in commit order.
+create or replace function realtime.stand_in_notify_message()
+returns trigger
+language plpgsql
+as $$
+begin
+  perform pg_notify('realtime_stand_in', new.id::text);
+  return null;
+end;
+$$;
+drop trigger if exists stand_in_notify_message on realtime.messages;
+create trigger stand_in_notify_message
+after insert on realtime.messages
+for each row when (new.extension = 'broadcast')
+execute function realtime.stand_in_notify_message();

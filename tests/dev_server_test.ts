@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { createClient } from "@supabase/supabase-js";
+import { type LatestValue, watchDatasource, type WatchStatus } from "../clients/watch_datasource.ts";
 import { DOC_PAYLOADS } from "./support/function.ts";
 import { startDevServer } from "./support/dev_server.ts";
 
@@ -92,3 +94,47 @@ Deno.test("deno task dev keeps the demo key across restarts; --new-key replaces 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task dev prints .env lines with which supabase-js watches the demo datasource live", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });
+  try {
+    const dev = await startDevServer(dir, ["--reset"]);
+    try {
+      const env = Object.fromEntries([...dev.output().matchAll(/^([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+      assert.equal(env.SUPABASE_URL, new URL(dev.endpoint).origin);
+      assert.ok(env.SUPABASE_ANON_KEY && env.DEMO_ACCESS_TOKEN && env.DEMO_DATASOURCE_ID, dev.output());
+      assert.equal((await post(dev.endpoint, dev.apiKey, DOC_PAYLOADS.single)).status, 200);
+      const supabase = createClient(env.SUPABASE_URL!, env.SUPABASE_ANON_KEY!, {
+        accessToken: () => Promise.resolve(env.DEMO_ACCESS_TOKEN!),
+      });
+      let latest: Readonly<Record<string, LatestValue>> = {};
+      let status: WatchStatus | undefined;
+      const watch = watchDatasource(supabase, env.DEMO_DATASOURCE_ID!, {
+        onValues: (values) => latest = values,
+        onStatus: (s) => status = s,
+      });
+      try {
+        await until(() => status === "live", () => `live (status ${status})`);
+        assert.equal(latest.temperature?.value, 42.5, "first read through the REST stand-in");
+        const res = await post(dev.endpoint, dev.apiKey, JSON.stringify({ temperature: 17.25 }));
+        assert.equal(res.status, 200, await res.text());
+        await until(() => latest.temperature?.value === 17.25, () => "the broadcast through the Realtime stand-in");
+      } finally {
+        await watch.stop();
+        await supabase.removeAllChannels();
+      }
+    } finally {
+      await dev.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function until(condition: () => boolean, what: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

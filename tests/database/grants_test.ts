@@ -74,6 +74,8 @@ export const ALLOWED_GRANTS: readonly string[] = [
   "authenticated table public.datasource_readings select",
   // The twin view: members' datasources with their widgets (security invoker: RLS decides).
   "authenticated function public.twin_datasources() execute",
+  // The dashboards' first read of the latest values (security invoker: RLS decides).
+  "authenticated function public.datasource_latest_values(p_datasource_id uuid) execute",
   // What row level security policies and check constraints run as the calling user.
   "authenticated function private.has_workspace_role(p_workspace_id uuid, p_roles text[]) execute",
   "authenticated function private.has_datasource_role(p_datasource_id uuid, p_roles text[]) execute",

@@ -1,19 +1,22 @@
 /**
- * The `supabase` store adapter (supabase-js `rpc()`), against a stand-in for
- * PostgREST's RPC endpoint: PostgREST cannot run here, so a small server plays
- * its part, executing the real SQL functions on the test database as
- * service_role and answering errors the way PostgREST does (PTxxx -> status).
+ * The `supabase` store adapter (supabase-js `rpc()`), against the local
+ * stack's REST stand-in (local/rest_stand_in.ts): PostgREST cannot run here,
+ * so the stand-in plays its part, executing the real SQL functions on the test
+ * database as the service role key's role and answering errors the way
+ * PostgREST does (PTxxx -> status).
  */
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
 import { loadConfig } from "../../supabase/functions/ingest-data/config.ts";
 import { createHandler } from "../../supabase/functions/ingest-data/handler.ts";
 import { createStore } from "../../supabase/functions/ingest-data/create_store.ts";
+import { DEFAULT_JWT_SECRET, serviceRoleKey } from "../../local/jwt.ts";
+import { createRestStandIn } from "../../local/rest_stand_in.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { DOC_PAYLOADS, postRequest } from "../support/function.ts";
 import { seedWorkspace } from "../support/seed.ts";
 
-const SERVICE_KEY = "test-service-role-key";
+const SERVICE_KEY = await serviceRoleKey(DEFAULT_JWT_SECRET);
 
 interface Recorded {
   path: string;
@@ -22,36 +25,18 @@ interface Recorded {
   body: Record<string, unknown>;
 }
 
-/** A PostgREST stand-in serving `POST /rest/v1/rpc/<fn>`; `override` may answer instead. */
+/** The REST stand-in, recording each request; `override` may answer instead. */
 function postgrestStandIn(sql: Sql, override?: () => Response | null) {
   const recorded: Recorded[] = [];
+  const rest = createRestStandIn({ sql, jwtSecret: DEFAULT_JWT_SECRET });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
-    const path = new URL(request.url).pathname;
-    const body = await request.json();
     recorded.push({
-      path,
+      path: new URL(request.url).pathname,
       apikey: request.headers.get("apikey"),
       authorization: request.headers.get("authorization"),
-      body,
+      body: await request.clone().json(),
     });
-    const forced = override?.();
-    if (forced) return forced;
-    const fn = path.match(/^\/rest\/v1\/rpc\/(ingest_resolve_key|ingest_write)$/)?.[1];
-    if (!fn) return Response.json({ code: "PGRST202", message: "not found" }, { status: 404 });
-    try {
-      const [row] = await sql.begin(async (tx) => {
-        await tx`set local role service_role`;
-        return fn === "ingest_resolve_key"
-          ? await tx`select public.ingest_resolve_key(${body.p_key_hash}) as r`
-          : await tx`select public.ingest_write(${body.p_datasource_id}, ${body.p_key_id}, ${tx.json(body.p_values)},
-                     ${body.p_observed_at}) as r`;
-      });
-      return Response.json(row!.r);
-    } catch (error) {
-      const code = (error as { code: string }).code;
-      const status = /^PT\d{3}$/.test(code) ? Number(code.slice(2)) : 400;
-      return Response.json({ code, message: (error as Error).message, details: null, hint: null }, { status });
-    }
+    return override?.() ?? await rest(request);
   });
   const url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`;
   return { url, recorded, [Symbol.asyncDispose]: () => server.shutdown() };
@@ -119,6 +104,30 @@ Deno.test("supabase store: PostgREST errors map to the same statuses as the post
     if (status === 503) assert.equal(res.headers.get("Retry-After"), "5");
     await res.body?.cancel();
   }
+});
+
+Deno.test("supabase store: readings and Idempotency-Key through rpc('ingest_write_readings')", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using postgrest = postgrestStandIn(db.sql);
+  const handle = supabaseHandler(postgrest.url);
+  const readings = [2, 1].map((m) => ({ observed_at: Date.now() - m * 60_000, values: { temperature: m } }));
+  const headers = { "Idempotency-Key": "supabase-store-1" };
+  const first = await handle(postRequest(readings, { key: s.apiKey, headers }));
+  const body = await first.json();
+  assert.equal(first.status, 200, JSON.stringify(body));
+  assert.equal(body.readings, 2);
+  assert.deepEqual(body.latest, ["temperature"]);
+  const again = await handle(postRequest(readings, { key: s.apiKey, headers }));
+  assert.equal(again.headers.get("Idempotent-Replayed"), "true");
+  assert.deepEqual(await again.json(), body);
+  const other = await handle(postRequest(readings.slice(1), { key: s.apiKey, headers }));
+  assert.equal(other.status, 422);
+  await other.body?.cancel();
+  const [row] = await db.sql`select count(*)::int as n from public.datasource_readings`;
+  assert.equal(row!.n, 2);
+  const [latest] = await db.sql`select value from public.datasource_values where data_key = 'temperature'`;
+  assert.equal(latest!.value, 1);
 });
 
 Deno.test("supabase store: an unreachable API is a 503", async () => {

@@ -55,4 +55,8 @@ Deno.test("refuses with a reason: epoch seconds, impossible dates, no offset, th
 Deno.test("times from the database become UTC, Z, milliseconds", () => {
   assert.equal(normalizeTime("2026-11-26T10:00:00.123456+00:00"), "2026-11-26T10:00:00.123Z");
   assert.equal(normalizeTime("2026-11-26T11:00:00+01:00"), "2026-11-26T10:00:00.000Z");
+  assert.equal(normalizeTime("2026-11-26T10:00:00+00:00"), "2026-11-26T10:00:00.000Z");
+  assert.equal(normalizeTime("2026-11-26T10:00:00.5+00:00"), "2026-11-26T10:00:00.500Z");
+  assert.equal(normalizeTime("2026-11-26T10:00:00.5+00:00"), "2026-11-26T10:00:00.500Z");
+  assert.equal(normalizeTime("2026-11-25T10:00:00.000001+00:00"), "2026-11-25T10:00:00.000Z");
 });

@@ -149,17 +149,22 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         replayed: false,
       };
     }
-    const observed = query.observedAt !== undefined ? { observedAt: query.observedAt } : {};
-    const result = await store.write({
-      datasourceId: key.datasource_id,
-      keyId: key.key_id,
-      values,
-      ...observed,
-      ...(idempotency ? { readings: [{ ...observed, values }], idempotency } : {}),
-    });
+    const { observedAt } = query;
+    const result = await store.write(
+      idempotency
+        ? {
+          datasourceId: key.datasource_id,
+          keyId: key.key_id,
+          values,
+          readings: [observedAt === undefined ? { values } : { observedAt, values }],
+          idempotency,
+        }
+        : { datasourceId: key.datasource_id, keyId: key.key_id, values, observedAt },
+    );
     return {
       body: {
-        ...base,
+        ok: true,
+        datasource_id: key.datasource_id,
         stored: result.stored,
         superseded: result.superseded,
         observed_at: normalizeTime(result.observed_at),

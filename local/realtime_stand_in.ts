@@ -1,0 +1,399 @@
+/**
+ * A stand-in for Supabase Realtime at `/realtime/v1/websocket`, as narrow as
+ * the twin dashboards need: Broadcast from Database on private (and public)
+ * channels. It speaks what realtime-js 2.119 speaks (Phoenix channels,
+ * `vsn=2.0.0`: JSON array frames `[join_ref, ref, topic, event, payload]`, and
+ * binary user-broadcast frames for broadcasts) and answers as Supabase's
+ * server does (`supabase/realtime`, lib/realtime_web/channels/realtime_channel.ex):
+ *
+ * - socket: the `apikey` is a JWT with `role` and `exp`, else HTTP 401 `{error}`;
+ * - `phx_join`: the `access_token` is verified (HS256, `role` and `exp`
+ *   required); a private channel is authorized by the read probe against the
+ *   project's policy on `realtime.messages` (a probe row, then as the token's
+ *   role with `request.jwt.claims` and `realtime.topic` set, rolled back); a
+ *   refused join is answered `{status: "error", response: {reason}}` after
+ *   Supabase's back-off (5 s; `joinErrorBackoffMs`);
+ * - `access_token`: the new token is checked again; a channel whose token or
+ *   access is gone gets a `system` error and `phx_close`; the token's expiry
+ *   is checked at least every 5 minutes;
+ * - `heartbeat` on `phoenix`, `phx_leave`, `phx_close`;
+ * - broadcasts that `realtime.send` stored reach the channels of their topic
+ *   after commit, in commit order, with `meta.id` (see realtime_feed.ts).
+ *
+ * Not Supabase's: no presence, no postgres_changes, no broadcasts from
+ * clients, no replay, no rate limits, one process. Delivery is at most once.
+ *
+ * @module
+ */
+import type { Sql } from "postgres";
+import { type Claims, TokenError, verifyToken } from "./jwt.ts";
+import { type DatabaseBroadcast, type RealtimeFeed, startRealtimeFeed } from "./realtime_feed.ts";
+
+/** Settings of the Realtime stand-in. */
+export interface RealtimeStandInOptions {
+  /** A superuser connection to the project database (probes, reading broadcasts). */
+  sql: Sql;
+  jwtSecret: string;
+  /** How broadcasts are read: `notify` (PostgreSQL) or `poll` (PGlite). */
+  feed: "notify" | "poll";
+  /** Pause before a refused join is answered (Supabase: CHANNEL_ERROR_BACKOFF_MS, 5000). */
+  joinErrorBackoffMs?: number;
+}
+
+/** A running Realtime stand-in. */
+export interface RealtimeStandIn {
+  /** Upgrades a request for `/realtime/v1/websocket`. */
+  handle(request: Request): Promise<Response>;
+  /** Closes every socket, as a network drop would (clients reconnect). */
+  dropConnections(): void;
+  close(): Promise<void>;
+}
+
+interface Channel {
+  topic: string;
+  subTopic: string;
+  joinRef: string;
+  private: boolean;
+  token: string;
+  claims: Claims;
+  confirmTimer?: ReturnType<typeof setTimeout>;
+  /** Frames of this channel are handled one after another. */
+  queue: Promise<void>;
+  connection: Connection;
+  closed: boolean;
+}
+
+interface Connection {
+  socket: WebSocket;
+  apikey: string;
+  channels: Map<string, Channel>;
+}
+
+type Frame = [string | null, string | null, string, string, Record<string, unknown>];
+
+const CONFIRM_TOKEN_MS = 5 * 60 * 1000;
+const encoder = new TextEncoder();
+
+/** Starts the stand-in and its feed of broadcasts from the database. */
+export async function startRealtimeStandIn(options: RealtimeStandInOptions): Promise<RealtimeStandIn> {
+  const { sql, jwtSecret } = options;
+  const backoffMs = options.joinErrorBackoffMs ?? 5000;
+  const connections = new Set<Connection>();
+  const subscribers = new Map<string, Set<Channel>>();
+
+  const feed: RealtimeFeed = await startRealtimeFeed(sql, { mode: options.feed, deliver });
+
+  function deliver(message: DatabaseBroadcast) {
+    const channels = subscribers.get(key(message.private, message.topic));
+    if (!channels || channels.size === 0) return;
+    let frame: Uint8Array | undefined;
+    for (const channel of channels) {
+      frame ??= userBroadcastFrame(channel.topic, message);
+      send(channel.connection, frame);
+    }
+  }
+
+  async function handle(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json({ error: "Expected a WebSocket upgrade" }, { status: 400 });
+    }
+    if (url.searchParams.get("vsn") !== "2.0.0") {
+      return Response.json({ error: "The Realtime stand-in speaks vsn=2.0.0 only" }, { status: 400 });
+    }
+    const apikey = url.searchParams.get("apikey") ?? request.headers.get("apikey");
+    if (!apikey) return Response.json({ error: "API key is missing" }, { status: 401 });
+    try {
+      await verifyToken(apikey, jwtSecret);
+    } catch (error) {
+      return Response.json({ error: connectErrorText(error) }, { status: 401 });
+    }
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.binaryType = "arraybuffer";
+    const connection: Connection = { socket, apikey, channels: new Map() };
+    connections.add(connection);
+    socket.onmessage = (event) => {
+      if (typeof event.data !== "string") return; // binary broadcasts from clients are not relayed
+      let frame: Frame;
+      try {
+        frame = JSON.parse(event.data);
+        if (!Array.isArray(frame) || frame.length !== 5 || typeof frame[2] !== "string") throw new Error();
+      } catch {
+        return;
+      }
+      onFrame(connection, frame);
+    };
+    socket.onclose = () => {
+      connections.delete(connection);
+      for (const channel of connection.channels.values()) remove(channel);
+    };
+    socket.onerror = () => {};
+    return response;
+  }
+
+  function onFrame(connection: Connection, [joinRef, ref, topic, event, payload]: Frame) {
+    if (topic === "phoenix" && event === "heartbeat") {
+      reply(connection, null, ref, topic, "ok", {});
+      return;
+    }
+    if (event === "phx_join") {
+      const previous = connection.channels.get(topic);
+      if (previous) {
+        // Phoenix closes the earlier join of the same topic.
+        remove(previous);
+        push(connection, previous.joinRef, previous.joinRef, topic, "phx_close", {});
+      }
+      join(connection, joinRef ?? ref ?? "", ref, topic, payload ?? {});
+      return;
+    }
+    const channel = connection.channels.get(topic);
+    if (!channel || channel.joinRef !== joinRef) {
+      reply(connection, joinRef, ref, topic, "error", { reason: "unmatched topic" });
+      return;
+    }
+    if (event === "phx_leave") {
+      remove(channel);
+      reply(connection, joinRef, ref, topic, "ok", {});
+      push(connection, joinRef, joinRef, topic, "phx_close", {});
+    } else if (event === "access_token") {
+      enqueue(channel, () => refreshToken(channel, payload?.access_token));
+    } else if (ref !== null) {
+      reply(connection, joinRef, ref, topic, "error", {
+        reason: "The Realtime stand-in relays broadcasts from the database only",
+      });
+    }
+  }
+
+  function join(
+    connection: Connection,
+    joinRef: string,
+    ref: string | null,
+    topic: string,
+    payload: Record<string, unknown>,
+  ) {
+    const config = (payload.config ?? {}) as { private?: boolean; postgres_changes?: unknown[] };
+    const channel: Channel = {
+      topic,
+      subTopic: topic.replace(/^realtime:/, ""),
+      joinRef,
+      private: config.private === true,
+      token: tokenOf(connection, payload.access_token),
+      claims: { role: "", exp: 0 },
+      queue: Promise.resolve(),
+      connection,
+      closed: false,
+    };
+    connection.channels.set(topic, channel);
+    enqueue(channel, async () => {
+      const refusal = await authorizeJoin(channel, config);
+      if (channel.closed) return;
+      if (refusal) {
+        connection.channels.delete(topic);
+        channel.closed = true;
+        await new Promise((resolve) => setTimeout(resolve, backoffMs));
+        reply(connection, joinRef, ref, topic, "error", { reason: refusal });
+        return;
+      }
+      let set = subscribers.get(key(channel.private, channel.subTopic));
+      if (!set) subscribers.set(key(channel.private, channel.subTopic), set = new Set());
+      set.add(channel);
+      scheduleConfirm(channel);
+      reply(connection, joinRef, ref, topic, "ok", { postgres_changes: [] });
+    });
+  }
+
+  /** Why the join is refused (Supabase's reason text), or null when it is allowed. */
+  async function authorizeJoin(
+    channel: Channel,
+    config: { postgres_changes?: unknown[] },
+  ): Promise<string | null> {
+    if (!channel.topic.startsWith("realtime:")) return "unmatched topic";
+    if (channel.subTopic === "") return "TopicNameRequired: You must provide a topic name";
+    try {
+      channel.claims = await verifyToken(channel.token, jwtSecret);
+    } catch (error) {
+      return joinTokenReason(error);
+    }
+    if (Array.isArray(config.postgres_changes) && config.postgres_changes.length > 0) {
+      return "UnknownErrorOnChannel: the Realtime stand-in does not serve postgres_changes (use broadcast)";
+    }
+    if (!channel.private) return null;
+    try {
+      if (await canRead(channel.subTopic, channel.claims)) return null;
+    } catch {
+      return "Realtime was unable to connect to the project database";
+    }
+    return `Unauthorized: You do not have permissions to read from this Channel topic: ${channel.subTopic}`;
+  }
+
+  async function refreshToken(channel: Channel, token: unknown) {
+    if (typeof token !== "string" || token.startsWith("sb_") || token === channel.token) return;
+    let claims: Claims;
+    try {
+      claims = await verifyToken(token, jwtSecret);
+    } catch (error) {
+      return shutdown(channel, (error as Error).message);
+    }
+    if (channel.private) {
+      let allowed: boolean;
+      try {
+        allowed = await canRead(channel.subTopic, claims);
+      } catch {
+        return shutdown(channel, "Realtime was unable to connect to the project database");
+      }
+      if (!allowed) {
+        return shutdown(channel, `You do not have permissions to read from this Channel topic: ${channel.subTopic}`);
+      }
+    }
+    channel.token = token;
+    channel.claims = claims;
+    scheduleConfirm(channel);
+  }
+
+  /** Re-checks the token's expiry every 5 minutes at most, and when it expires. */
+  function scheduleConfirm(channel: Channel) {
+    clearTimeout(channel.confirmTimer);
+    const left = channel.claims.exp * 1000 - Date.now();
+    channel.confirmTimer = setTimeout(() => {
+      enqueue(channel, async () => {
+        try {
+          await verifyToken(channel.token, jwtSecret);
+          scheduleConfirm(channel);
+        } catch (error) {
+          shutdown(channel, (error as Error).message);
+        }
+      });
+    }, Math.max(0, Math.min(CONFIRM_TOKEN_MS, left + 1000)));
+  }
+
+  /** The read probe of Realtime.Tenants.Authorization: may this token's role read the topic's broadcasts? */
+  async function canRead(topic: string, claims: Claims): Promise<boolean> {
+    const id = crypto.randomUUID();
+    let allowed = false;
+    await sql.begin(async (tx) => {
+      await tx`insert into realtime.messages (id, topic, extension) values (${id}, ${topic}, 'broadcast')`;
+      await tx`select set_config('role', ${claims.role}, true), set_config('realtime.topic', ${topic}, true),
+        set_config('request.jwt.claims', ${JSON.stringify(claims)}, true),
+        set_config('request.jwt.claim.sub', ${claims.sub ?? ""}, true),
+        set_config('request.jwt.claim.role', ${claims.role}, true), set_config('request.headers', '{}', true)`;
+      allowed = (await tx`select id from realtime.messages where id = ${id}`).length === 1;
+      throw new Rollback();
+    }).catch((error) => {
+      if (!(error instanceof Rollback)) throw error;
+    });
+    return allowed;
+  }
+
+  /** Supabase's shutdown_response: a `system` error, then `phx_close`. */
+  function shutdown(channel: Channel, message: string) {
+    if (channel.closed) return;
+    remove(channel);
+    const { connection, joinRef, topic } = channel;
+    push(connection, joinRef, null, topic, "system", {
+      extension: "system",
+      status: "error",
+      message,
+      channel: channel.subTopic,
+    });
+    push(connection, joinRef, joinRef, topic, "phx_close", {});
+  }
+
+  function remove(channel: Channel) {
+    channel.closed = true;
+    clearTimeout(channel.confirmTimer);
+    if (channel.connection.channels.get(channel.topic) === channel) channel.connection.channels.delete(channel.topic);
+    subscribers.get(key(channel.private, channel.subTopic))?.delete(channel);
+  }
+
+  function enqueue(channel: Channel, task: () => Promise<void>) {
+    channel.queue = channel.queue.then(() => channel.closed ? undefined : task()).catch(
+      (error) => console.error(`Realtime stand-in: ${(error as Error).message}`),
+    );
+  }
+
+  function tokenOf(connection: Connection, accessToken: unknown): string {
+    return typeof accessToken === "string" && !accessToken.startsWith("sb_") ? accessToken : connection.apikey;
+  }
+
+  return {
+    handle,
+    dropConnections() {
+      for (const connection of connections) connection.socket.close(1001, "Going away");
+    },
+    async close() {
+      for (const connection of connections) connection.socket.close(1001, "Going away");
+      await feed.close();
+    },
+  };
+}
+
+class Rollback extends Error {}
+
+function key(isPrivate: boolean, topic: string): string {
+  return `${isPrivate ? "private" : "public"}:${topic}`;
+}
+
+/** RealtimeWeb.UserSocket.handle_error's text for a refused socket token. */
+function connectErrorText(error: unknown): string {
+  if (!(error instanceof TokenError)) return "The token provided is not a valid JWT";
+  return error.reason === "expired" ? "Token has expired" : error.message;
+}
+
+/** The join reason Supabase gives for a refused token (log_error / maybe_log_warning codes). */
+function joinTokenReason(error: unknown): string {
+  if (!(error instanceof TokenError)) return "UnknownErrorOnChannel: Unknown Error on Channel";
+  switch (error.reason) {
+    case "expired":
+    case "missing_claims":
+      return `InvalidJWTToken: ${error.message}`;
+    case "signature":
+      return `JwtSignatureError: ${error.message}`;
+    default:
+      return `MalformedJWT: ${error.message}`;
+  }
+}
+
+function reply(
+  connection: Connection,
+  joinRef: string | null,
+  ref: string | null,
+  topic: string,
+  status: string,
+  response: Record<string, unknown>,
+) {
+  push(connection, joinRef, ref, topic, "phx_reply", { status, response });
+}
+
+function push(
+  connection: Connection,
+  joinRef: string | null,
+  ref: string | null,
+  topic: string,
+  event: string,
+  payload: Record<string, unknown>,
+) {
+  send(connection, JSON.stringify([joinRef, ref, topic, event, payload]));
+}
+
+function send(connection: Connection, data: string | Uint8Array) {
+  if (connection.socket.readyState === WebSocket.OPEN) connection.socket.send(data);
+}
+
+/**
+ * RealtimeWeb.Socket.V2Serializer's user broadcast (kind 4): sizes of topic,
+ * event and metadata, the payload encoding (1: JSON), then the bytes.
+ */
+function userBroadcastFrame(topic: string, message: DatabaseBroadcast): Uint8Array {
+  const parts = [topic, message.event, JSON.stringify({ id: message.id })].map((s) => encoder.encode(s));
+  const payload = encoder.encode(message.payload);
+  if (parts.some((p) => p.length > 255)) throw new Error(`Cannot broadcast on ${topic}: topic or event too long`);
+  const header = [4, parts[0]!.length, parts[1]!.length, parts[2]!.length, 1];
+  const frame = new Uint8Array(header.length + parts.reduce((n, p) => n + p.length, 0) + payload.length);
+  frame.set(header, 0);
+  let offset = header.length;
+  for (const part of [...parts, payload]) {
+    frame.set(part, offset);
+    offset += part.length;
+  }
+  return frame;
+}

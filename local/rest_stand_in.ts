@@ -1,0 +1,204 @@
+/**
+ * A stand-in for Supabase's REST API (PostgREST), as narrow as this project
+ * needs: `POST /rest/v1/rpc/<name>` for SQL functions in schema `public`
+ * (the function's `supabase` store and the dashboards' first read). Like
+ * PostgREST it verifies the JWT in `Authorization` (else the `apikey`), runs
+ * the call in a transaction as the token's role with `request.jwt.claims`
+ * set, and answers errors as `{code, message, details, hint}` with
+ * PostgREST's status mapping. PostgREST itself cannot run here (no Docker);
+ * this is not PostgREST: no tables, filters, select or Prefer headers.
+ *
+ * @module
+ */
+import type { Sql } from "postgres";
+import { type Claims, TokenError, verifyToken } from "./jwt.ts";
+
+/** What the REST stand-in needs: a superuser connection and the JWT secret. */
+export interface RestStandInOptions {
+  sql: Sql;
+  jwtSecret: string;
+}
+
+interface Signature {
+  args: { name: string; type: string; variadic: boolean }[];
+  required: number;
+  returnsSet: boolean;
+  returnsComposite: boolean;
+}
+
+const PREFIX = "/rest/v1/rpc/";
+
+/** Handles `/rest/v1/...` requests; anything but `POST /rest/v1/rpc/<name>` is a PostgREST-shaped error. */
+export function createRestStandIn(options: RestStandInOptions): (request: Request) => Promise<Response> {
+  const { sql, jwtSecret } = options;
+  return async (request) => {
+    const path = new URL(request.url).pathname;
+    if (!path.startsWith(PREFIX)) {
+      return error(
+        404,
+        "PGRST125",
+        "Invalid path specified in request URL",
+        "The REST stand-in serves /rest/v1/rpc/<function> only",
+      );
+    }
+    if (request.method !== "POST") {
+      return error(405, "PGRST117", `Unsupported HTTP method: ${request.method}`, "The REST stand-in serves POST only");
+    }
+    const name = decodeURIComponent(path.slice(PREFIX.length));
+    const token = request.headers.get("authorization")?.replace(/^Bearer\s+/i, "") || request.headers.get("apikey");
+    if (!token) return Response.json({ message: "No API key found in request" }, { status: 401 });
+    let claims: Claims;
+    try {
+      claims = await verifyToken(token, jwtSecret);
+    } catch (e) {
+      const expired = e instanceof TokenError && e.reason === "expired";
+      return error(401, expired ? "PGRST303" : "PGRST301", expired ? "JWT expired" : (e as Error).message);
+    }
+    let body: unknown;
+    try {
+      const text = await request.text();
+      body = text === "" ? {} : JSON.parse(text);
+    } catch {
+      return error(400, "PGRST102", "Empty or invalid json");
+    }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      return error(400, "PGRST102", "The request body must be a JSON object of named arguments");
+    }
+    const args = body as Record<string, unknown>;
+    const signature = await findFunction(sql, name, Object.keys(args));
+    if (!signature) {
+      return error(
+        404,
+        "PGRST202",
+        `Could not find the function public.${name}(${Object.keys(args).sort().join(", ")}) in the schema cache`,
+      );
+    }
+    try {
+      return Response.json(await call(sql, name, signature, args, claims));
+    } catch (e) {
+      const { code = "XX000", message, detail = null, hint = null } = e as {
+        code?: string;
+        message: string;
+        detail?: string | null;
+        hint?: string | null;
+      };
+      return error(statusOf(code, claims.role), code, message, detail, hint);
+    }
+  };
+}
+
+/** The overload of public.`name` whose named arguments fit `given` (PostgREST picks by argument names). */
+async function findFunction(sql: Sql, name: string, given: string[]): Promise<Signature | null> {
+  const rows = await sql`
+    select coalesce(p.proargnames, '{}') as names, p.pronargs::int as nargs, p.pronargdefaults::int as defaults,
+      p.provariadic <> 0 as variadic, p.proretset as returns_set, t.typtype = 'c' as returns_composite,
+      array(select format_type(x, null) from unnest(p.proargtypes::oid[]) x) as types
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace join pg_type t on t.oid = p.prorettype
+    where n.nspname = 'public' and p.proname = ${name} and p.prokind = 'f'`;
+  for (const row of rows) {
+    const names = (row.names as string[]).slice(0, row.nargs);
+    if (names.length < row.nargs || given.some((g) => !names.includes(g))) continue;
+    const required = row.nargs - row.defaults;
+    if (names.slice(0, required).some((n) => !given.includes(n))) continue;
+    return {
+      args: names.map((n, i) => ({
+        name: n,
+        type: (row.types as string[])[i]!,
+        variadic: row.variadic && i === names.length - 1,
+      })),
+      required,
+      returnsSet: row.returns_set,
+      returnsComposite: row.returns_composite,
+    };
+  }
+  return null;
+}
+
+/** Calls the function as the token's role, with its claims, as PostgREST does; returns the JSON answer. */
+async function call(
+  sql: Sql,
+  name: string,
+  signature: Signature,
+  args: Record<string, unknown>,
+  claims: Claims,
+): Promise<unknown> {
+  // Named arguments read from the one jsonb parameter, cast to each argument's type.
+  const named = signature.args.filter((a) => a.name in args).map((a) => {
+    const value = a.type === "jsonb" || a.type === "json"
+      ? `($1::jsonb -> ${literal(a.name)})::${a.type}`
+      : a.type.endsWith("[]")
+      ? `array(select jsonb_array_elements_text($1::jsonb -> ${literal(a.name)}))::${a.type}`
+      : `($1::jsonb ->> ${literal(a.name)})::${a.type}`;
+    return `${a.variadic ? "variadic " : ""}${identifier(a.name)} => ${value}`;
+  });
+  const callText = `public.${identifier(name)}(${named.join(", ")})`;
+  const query = signature.returnsSet
+    ? `select coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb) as r from ${callText} r`
+    : signature.returnsComposite
+    ? `select to_jsonb(r) as r from ${callText} r`
+    : `select to_jsonb(${callText}) as r`;
+  const [row] = await sql.begin(async (tx) => {
+    await tx`select set_config('role', ${claims.role}, true), set_config('request.jwt.claims', ${
+      JSON.stringify(claims)
+    }, true), set_config('request.method', 'POST', true), set_config('request.path', ${`/rpc/${name}`}, true)`;
+    return await tx.unsafe(query, [args as never]);
+  });
+  return row!.r;
+}
+
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+function identifier(text: string): string {
+  return `"${text.replaceAll('"', '""')}"`;
+}
+
+/** PostgREST's mapping of SQLSTATE to HTTP status (docs.postgrest.org, "Errors"); PTxxx gives xxx. */
+export function statusOf(code: string, role: string): number {
+  if (/^PT\d{3}$/.test(code)) return Number(code.slice(2));
+  const exact: Record<string, number> = {
+    "23503": 409,
+    "23505": 409,
+    "25006": 405,
+    "42883": 404,
+    "42P01": 404,
+    "42P17": 500,
+    "P0001": 400,
+    "42501": role === "anon" ? 401 : 403,
+  };
+  if (code in exact) return exact[code]!;
+  const classes: Record<string, number> = {
+    "08": 503,
+    "09": 500,
+    "0L": 403,
+    "0P": 403,
+    "25": 500,
+    "28": 403,
+    "2D": 500,
+    "38": 500,
+    "39": 500,
+    "3B": 500,
+    "40": 500,
+    "53": 503,
+    "54": 500,
+    "55": 500,
+    "57": 500,
+    "58": 500,
+    "F0": 500,
+    "HV": 500,
+    "P0": 500,
+    "XX": 500,
+  };
+  return classes[code.slice(0, 2)] ?? 400;
+}
+
+function error(
+  status: number,
+  code: string,
+  message: string,
+  details: string | null = null,
+  hint: string | null = null,
+) {
+  return Response.json({ code, details, hint, message }, { status });
+}

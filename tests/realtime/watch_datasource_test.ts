@@ -1,0 +1,289 @@
+/**
+ * The subscriber path end to end with the real supabase-js 2.119: devices
+ * POST to the function, the database broadcasts, the Realtime stand-in
+ * delivers, and watchDatasource shows the values.
+ */
+import assert from "node:assert/strict";
+import { type LatestValue, watchDatasource, type WatchStatus } from "../../clients/watch_datasource.ts";
+import { createTestDatabase } from "../support/database.ts";
+import { postRequest } from "../support/function.ts";
+import { asRole, createKey, createUsers, seedWorkspace } from "../support/seed.ts";
+import { createDatasource, createWorkspace } from "../../local/provisioning.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+/** Records a watch's callbacks and waits for conditions on them. */
+function recorder() {
+  const values: { values: Readonly<Record<string, LatestValue>>; changed: string[]; at: number }[] = [];
+  const statuses: { status: WatchStatus; detail?: string }[] = [];
+  const waiters: (() => void)[] = [];
+  const notify = () => waiters.splice(0).forEach((w) => w());
+  return {
+    values,
+    statuses,
+    options: {
+      onValues: (v: Readonly<Record<string, LatestValue>>, changed: string[]) => {
+        values.push({ values: v, changed, at: performance.now() });
+        notify();
+      },
+      onStatus: (status: WatchStatus, detail?: string) => {
+        statuses.push({ status, detail });
+        notify();
+      },
+    },
+    /** Resolves when `condition()` holds; fails after `ms`. */
+    async until(condition: () => boolean, what: string, ms = 10_000) {
+      const deadline = Date.now() + ms;
+      while (!condition()) {
+        if (Date.now() > deadline) {
+          throw new Error(`Timed out waiting for ${what}; statuses: ${JSON.stringify(statuses)}`);
+        }
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 100);
+        });
+      }
+    },
+    latest: () => values.at(-1)?.values ?? {},
+    lastStatus: () => statuses.at(-1)?.status,
+  };
+}
+
+/** A watch of `datasourceId` as `userId` on a client of its own, once live. */
+async function liveWatch(stack: TestStack, userId: string, datasourceId: string) {
+  const token = await stack.tokenFor(userId);
+  const r = recorder();
+  const watch = watchDatasource(stack.client(() => token), datasourceId, r.options);
+  await r.until(() => r.lastStatus() === "live", "live");
+  return { r, watch };
+}
+
+Deno.test("a member sees the current values, then a POSTed value within 1 s with the documented payload", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  assert.equal(await stack.post(s.apiKey, { temperature: 20.5 }), 200);
+
+  const token = await stack.tokenFor(s.viewer);
+  const supabase = stack.client(() => token);
+  const broadcasts: { payload: Record<string, unknown>; meta?: { id?: string } }[] = [];
+  // A raw channel beside the watch (on a client of its own: supabase-js has one channel per topic), to check
+  // the payload as Supabase delivers it.
+  const other = stack.client(() => token);
+  await other.realtime.setAuth();
+  const raw = other.channel(`datasource:${s.datasourceId}`, { config: { private: true } })
+    .on("broadcast", { event: "values" }, (message) => broadcasts.push(message as never));
+  const rawJoined = new Promise<void>((resolve) => raw.subscribe((state) => state === "SUBSCRIBED" && resolve()));
+
+  const r = recorder();
+  const watch = watchDatasource(supabase, s.datasourceId, r.options);
+  await r.until(() => r.lastStatus() === "live", "live");
+  await rawJoined;
+  assert.deepEqual(Object.keys(r.latest()), ["temperature"]);
+  assert.equal(r.latest().temperature!.value, 20.5);
+
+  const sent = performance.now();
+  assert.equal(
+    await stack.post(s.apiKey, { temperature: 42.5, motor_stats: { rpm: 1500, vibration: 0.75 } }),
+    200,
+  );
+  await r.until(() => r.latest().temperature?.value === 42.5, "the new value");
+  const update = r.values.at(-1)!;
+  assert.ok(update.at - sent < 1000, `delivered after ${Math.round(update.at - sent)} ms`);
+  assert.deepEqual(update.changed.sort(), ["motor_stats", "temperature"]);
+  assert.deepEqual(update.values.motor_stats!.value, { rpm: 1500, vibration: 0.75 });
+  assert.match(update.values.temperature!.observed_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.deepEqual(watch.values(), update.values);
+
+  await r.until(() => broadcasts.length === 1, "the raw broadcast");
+  const [message] = broadcasts;
+  const payload = message!.payload as Record<string, unknown>;
+  assert.deepEqual(Object.keys(payload).sort(), ["datasource_id", "id", "observed_at", "received_at", "values"]);
+  assert.equal(payload.datasource_id, s.datasourceId);
+  assert.equal(message!.meta?.id, payload.id, "meta.id is the message id realtime.send put into the payload");
+  assert.deepEqual(payload.values, { temperature: 42.5, motor_stats: { rpm: 1500, vibration: 0.75 } });
+  await watch.stop();
+  assert.equal(r.lastStatus(), "closed");
+});
+
+Deno.test("subscribers of two datasources see only their own", async () => {
+  await using db = await createTestDatabase();
+  const a = await seedWorkspace(db.sql);
+  const b = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const watchers = await Promise.all([a, b].map((s) => liveWatch(stack, s.viewer, s.datasourceId)));
+  assert.equal(await stack.post(a.apiKey, { temperature: 1 }), 200);
+  assert.equal(await stack.post(b.apiKey, { temperature: 2, motor_stats: { rpm: 2, vibration: 2 } }), 200);
+  const [wa, wb] = watchers;
+  await wa!.r.until(() => wa!.r.latest().temperature?.value === 1, "A's value");
+  await wb!.r.until(() => wb!.r.latest().temperature?.value === 2, "B's value");
+  // A later write to A, delivered after B's: A has seen everything it will be sent about B by then.
+  assert.equal(await stack.post(a.apiKey, { temperature: 3 }), 200);
+  await wa!.r.until(() => wa!.r.latest().temperature?.value === 3, "A's second value");
+  assert.deepEqual(wa!.r.values.flatMap((v) => v.changed), ["temperature", "temperature"]);
+  assert.ok(wa!.r.values.every((v) => v.values.temperature?.value !== 2 && !v.values.motor_stats));
+  for (const { watch } of watchers) await watch.stop();
+});
+
+Deno.test("refused: a non-member, a token without exp, an expired token; nothing is delivered to them", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const topic = `datasource:${s.datasourceId}`;
+  const cases = [
+    {
+      token: await stack.tokenFor(s.outsider),
+      reason: `Unauthorized: You do not have permissions to read from this Channel topic: ${topic}`,
+    },
+    {
+      token: await stack.tokenFor(s.viewer, { expiresIn: null }),
+      reason: "InvalidJWTToken: Fields `role` and `exp` are required in JWT",
+    },
+    {
+      token: await stack.tokenFor(s.viewer, { expiresIn: -60 }),
+      reason: /^InvalidJWTToken: Token has expired \d+ seconds ago$/,
+    },
+  ];
+  for (const { token, reason } of cases) {
+    const r = recorder();
+    const watch = watchDatasource(stack.client(() => token), s.datasourceId, r.options);
+    await r.until(() => r.lastStatus() === "error", "the refusal");
+    const detail = r.statuses.at(-1)!.detail!;
+    if (typeof reason === "string") assert.equal(detail, reason);
+    else assert.match(detail, reason);
+    assert.equal(await stack.post(s.apiKey, { temperature: Math.random() }), 200);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(r.values, [], "no values reach a refused subscriber");
+    await watch.stop();
+  }
+});
+
+Deno.test("a member removed from the workspace is closed at the next token refresh", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  let token = await stack.tokenFor(s.viewer);
+  const supabase = stack.client(() => token);
+  const r = recorder();
+  const watch = watchDatasource(supabase, s.datasourceId, r.options);
+  await r.until(() => r.lastStatus() === "live", "live");
+
+  await db.sql`delete from public.workspace_members where workspace_id = ${s.workspaceId} and user_id = ${s.viewer}`;
+  // A refresh with the same token changes nothing (Supabase ignores it); a new token is checked again.
+  await supabase.realtime.setAuth();
+  token = await stack.tokenFor(s.viewer, { expiresIn: 7200 });
+  await supabase.realtime.setAuth();
+  await r.until(() => r.lastStatus() === "closed", "the channel closed");
+  assert.equal(
+    r.statuses.at(-1)!.detail,
+    `You do not have permissions to read from this Channel topic: datasource:${s.datasourceId}`,
+  );
+  assert.equal(await stack.post(s.apiKey, { temperature: 99 }), 200);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.ok(r.values.every((v) => v.values.temperature?.value !== 99));
+  await watch.stop();
+});
+
+Deno.test("supabase-js overrides a bare setAuth(token) with its own token (why the accessToken option)", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const { createClient } = await import("@supabase/supabase-js");
+  const supabase = createClient(stack.url, stack.anonKey);
+  await supabase.realtime.setAuth(await stack.tokenFor(s.viewer));
+  const states: string[] = [];
+  let refusal: string | undefined;
+  supabase.channel(`datasource:${s.datasourceId}`, { config: { private: true } })
+    .subscribe((state, error) => {
+      states.push(state);
+      const cause = error?.cause as { reason?: string; code?: number } | undefined;
+      if (cause?.reason && cause.code === undefined) refusal = cause.reason;
+    });
+  const r = recorder();
+  await r.until(() => states.includes("SUBSCRIBED"), "the first join (it went out with the manual token)");
+  // Connecting replaced the manual token with the accessToken callback's answer (no session: the anon key),
+  // so the rejoin after a drop goes out with the anon key and is refused.
+  await r.until(() => supabase.realtime.accessTokenValue === stack.anonKey, "the anon key in place of the token");
+  stack.standIns.realtime.dropConnections();
+  await r.until(() => refusal !== undefined, "the refused rejoin");
+  assert.equal(
+    refusal,
+    `Unauthorized: You do not have permissions to read from this Channel topic: datasource:${s.datasourceId}`,
+  );
+  assert.equal(states[0], "SUBSCRIBED");
+  await supabase.removeAllChannels();
+});
+
+Deno.test("values posted while the socket was down are shown after it reconnects", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const { r, watch } = await liveWatch(stack, s.viewer, s.datasourceId);
+
+  await stack.stop();
+  await r.until(() => r.lastStatus() === "reconnecting", "reconnecting");
+  const res = await stack.fn.handle(
+    postRequest({ temperature: 7, motor_stats: { rpm: 7, vibration: 7 } }, { key: s.apiKey }),
+  );
+  assert.equal(res.status, 200);
+  await res.body?.cancel();
+  await stack.restart();
+  await r.until(
+    () => r.lastStatus() === "live" && r.latest().temperature?.value === 7,
+    "the values after reconnecting",
+  );
+  assert.deepEqual(r.latest().motor_stats?.value, { rpm: 7, vibration: 7 });
+  const seen = r.statuses.map((x) => x.status);
+  assert.deepEqual(seen.slice(0, 3), ["connecting", "live", "reconnecting"]);
+  assert.ok(seen.every((x) => x !== "closed" && x !== "error"), seen.join(", "));
+  await watch.stop();
+});
+
+Deno.test("a rolled-back write sends nothing; the next committed one arrives alone", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const { r, watch } = await liveWatch(stack, s.viewer, s.datasourceId);
+
+  await assert.rejects(asRole(db.sql, { role: "service_role" }, async (tx) => {
+    await tx`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${tx.json({ temperature: 666 })})`;
+    throw new Error("roll back");
+  }));
+  assert.equal(await stack.post(s.apiKey, { temperature: 5 }), 200);
+  await r.until(() => r.latest().temperature?.value === 5, "the committed value");
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.deepEqual(r.values.map((v) => v.values.temperature?.value), [undefined, 5]);
+  await watch.stop();
+});
+
+Deno.test("a group commit of many requests delivers each datasource's latest values", async () => {
+  await using db = await createTestDatabase();
+  const [user] = await createUsers(db.sql, 1);
+  const workspaceId = await createWorkspace(db.sql, "Plant");
+  await db
+    .sql`insert into public.workspace_members (workspace_id, user_id, role) values (${workspaceId}, ${user!}, 'viewer')`;
+  const datasources = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+    const id = await createDatasource(db.sql, workspaceId, { name: `Line ${i}` });
+    return { id, key: (await createKey(db.sql, id)).apiKey };
+  }));
+  await using stack = await startTestStack(db.url);
+  const token = await stack.tokenFor(user!);
+  const supabase = stack.client(() => token);
+  const watchers = datasources.map((d) => {
+    const r = recorder();
+    return { r, watch: watchDatasource(supabase, d.id, r.options) };
+  });
+  for (const { r } of watchers) await r.until(() => r.lastStatus() === "live", "live");
+
+  // 8 datasources x 25 requests at once: the store coalesces them into a few ingest_write_batch calls.
+  const statuses = await Promise.all(
+    datasources.flatMap((d) => Array.from({ length: 25 }, (_, n) => stack.post(d.key, { temperature: n }))),
+  );
+  assert.ok(statuses.every((status) => status === 200), JSON.stringify(statuses));
+  const stored = await db.sql`select datasource_id, value from public.datasource_values where data_key = 'temperature'`;
+  const latest = new Map(stored.map((row) => [row.datasource_id as string, row.value as number]));
+  for (const [i, d] of datasources.entries()) {
+    const { r } = watchers[i]!;
+    await r.until(() => r.latest().temperature?.value === latest.get(d.id), `datasource ${i}'s latest value`);
+  }
+  for (const { watch } of watchers) await watch.stop();
+});
