@@ -60,9 +60,19 @@ async function runNodeRed(env: Record<string, string>): Promise<string> {
   return output;
 }
 
+/** The first python3 that has requests: the one on PATH (pyenv, venv), else Debian's (python3-requests). */
+async function pythonWithRequests(): Promise<string> {
+  for (const python of ["python3", "/usr/bin/python3"]) {
+    const probe = await new Deno.Command(python, { args: ["-c", "import requests"], stderr: "null" }).output()
+      .catch(() => ({ code: 1 }));
+    if (probe.code === 0) return python;
+  }
+  throw new Error("No python3 with requests: apt-get install python3-requests (as .ci/run does)");
+}
+
 const RUNNERS: Record<string, Runner> = {
   "curl (sh)": (env) => run("sh", ["send_curl.sh"], env),
-  "Python (requests)": (env) => run("python3", ["send_python.py"], env),
+  "Python (requests)": async (env) => run(await pythonWithRequests(), ["send_python.py"], env),
   "Node.js (fetch)": (env) => run("node", ["send_node.mjs"], env),
   "Node-RED (flow)": runNodeRed,
 };
