@@ -17,6 +17,7 @@ import { applyMigrations, applyPlatformFixture } from "./migrate.ts";
 import { seedDemo } from "./demo.ts";
 import { anonKey, jwtSecret, mintUserToken } from "./jwt.ts";
 import { startSupabaseStandIns } from "./supabase_stand_ins.ts";
+import { createTwinViewHandler, isTwinViewPath } from "./twin_view_route.ts";
 
 const DEV_DIR = Deno.env.get("INGEST_DEV_DIR")?.replace(/\/?$/, "/") ??
   new URL("../.dev-db/", import.meta.url).pathname;
@@ -79,9 +80,12 @@ const supabase = {
   demoAccessToken: await mintUserToken(secret, demo.userId, { expiresIn: 30 * 24 * 3600, email: demo.userEmail }),
 };
 
+const twinView = createTwinViewHandler({ ...supabase, accessToken: supabase.demoAccessToken });
+
 const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
   const path = new URL(request.url).pathname;
   if (path === PATH || path === `${PATH}/openapi.json`) return handler(request);
+  if (isTwinViewPath(path)) return twinView(request);
   return standIns.route(request) ??
     Response.json({ code: "not_found", message: `Not found: the endpoint is ${PATH}` }, { status: 404 });
 });
@@ -106,6 +110,7 @@ const endpoint = `http://127.0.0.1:${port}${PATH}`;
 console.log(`
 Twinnoverse Ingest is running.
   Endpoint:   ${endpoint}
+  Twin view:  http://127.0.0.1:${port}/   (the demo datasource live in 3D: open it in a browser)
   Datasource: ${demo.datasourceName} (${demo.datasourceId})
   API key:    ${demo.apiKey}   (${keyNote})
 

@@ -141,7 +141,8 @@ async function call(
     await tx`select set_config('role', ${claims.role}, true), set_config('request.jwt.claims', ${
       JSON.stringify(claims)
     }, true), set_config('request.method', 'POST', true), set_config('request.path', ${`/rpc/${name}`}, true)`;
-    return await tx.unsafe(query, [args as never]);
+    // A call without arguments has no $1: PostgreSQL cannot type an unused parameter (42P18).
+    return await tx.unsafe(query, named.length > 0 ? [args as never] : []);
   });
   return row!.r;
 }

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createTestDatabase } from "../support/database.ts";
 import { asRole, createUsers, DOC_WIDGETS, seedWorkspace, sqlState } from "../support/seed.ts";
 import { asServiceRole, createDatasource, createWorkspace } from "../../local/provisioning.ts";
+import { startTestStack } from "../support/stack.ts";
 
 interface Listed {
   id: string;
@@ -84,4 +85,22 @@ Deno.test("a member removed from the workspace no longer gets its datasources", 
   const s = await seedWorkspace(db.sql);
   await db.sql`delete from public.workspace_members where workspace_id = ${s.workspaceId} and user_id = ${s.viewer}`;
   assert.deepEqual(await list(db.sql, s.viewer), []);
+});
+
+Deno.test("the page's call, supabase.rpc('twin_datasources') through the REST stand-in, lists the member's datasources", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const viewerToken = await stack.tokenFor(s.viewer);
+  const viewer = stack.client(() => viewerToken);
+  const { data, error } = await viewer.rpc("twin_datasources");
+  assert.equal(error, null);
+  assert.deepEqual((data as Listed[]).map((d) => [d.id, d.widgets.map((w) => w.data_key)]), [
+    [s.datasourceId, DOC_WIDGETS.map((w) => w.data_key)],
+  ]);
+  const outsiderToken = await stack.tokenFor(s.outsider);
+  const outsider = stack.client(() => outsiderToken);
+  assert.deepEqual((await outsider.rpc("twin_datasources")).data, []);
+  const anon = await stack.client(() => stack.anonKey).rpc("twin_datasources");
+  assert.equal(anon.status, 401);
 });
