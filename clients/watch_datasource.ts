@@ -69,6 +69,7 @@ interface ValuesMessage {
 }
 
 const REMEMBERED_IDS = 1000;
+const READ_RETRY_MS = 2000;
 
 /** Shows `datasourceId`'s latest values live; see the module documentation for the client setup. */
 export function watchDatasource(supabase: SupabaseClient, datasourceId: string, options: WatchOptions): Watch {
@@ -132,6 +133,10 @@ export function watchDatasource(supabase: SupabaseClient, datasourceId: string, 
     if (stopped || attempt !== reads) return;
     if (error) {
       status("error", `Cannot read the current values: ${error.message}`);
+      // Broadcasts still apply meanwhile; read again while the channel stays joined.
+      setTimeout(() => {
+        if (!stopped && attempt === reads && channel?.state === "joined") readSafely();
+      }, READ_RETRY_MS);
       return;
     }
     const rows = (data ?? []) as { data_key: string; value: WidgetValue; observed_at: string; received_at: string }[];
@@ -143,6 +148,10 @@ export function watchDatasource(supabase: SupabaseClient, datasourceId: string, 
     if (changed.length > 0 || !readOnce) options.onValues(snapshot(), changed);
     readOnce = true;
     status("live");
+  }
+
+  function readSafely() {
+    read().catch((e) => status("error", `Cannot read the current values: ${(e as Error).message}`));
   }
 
   async function start() {
@@ -160,7 +169,7 @@ export function watchDatasource(supabase: SupabaseClient, datasourceId: string, 
       .subscribe((state, error) => {
         if (stopped) return;
         if (state === "SUBSCRIBED") {
-          read().catch((e) => status("error", `Cannot read the current values: ${(e as Error).message}`));
+          readSafely();
         } else if (state === "CHANNEL_ERROR") {
           const reason = refusalReason(error);
           if (reason) status("error", reason);

@@ -147,10 +147,12 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       return;
     }
     const channel = connection.channels.get(topic);
-    if (!channel || channel.joinRef !== joinRef) {
+    if (!channel) {
       reply(connection, joinRef, ref, topic, "error", { reason: "unmatched topic" });
       return;
     }
+    if (channel.joinRef !== joinRef) return; // Phoenix ignores messages for an earlier join of the topic
+
     if (event === "phx_leave") {
       remove(channel);
       reply(connection, joinRef, ref, topic, "ok", {});

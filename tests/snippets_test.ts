@@ -2,9 +2,10 @@
  * The "Send data from ..." snippets in docs/snippets run as a user runs them
  * (sh + curl, python3 + requests, node + fetch, Node-RED itself), against the
  * function served on a free port with a test database, the URL and key in
- * environment variables. Each snippet's first request is answered 503 with
- * Retry-After, as when the database is unreachable: each must retry, and the
- * values end up stored exactly once. The ESP32 sketch is not run (no board).
+ * environment variables. Each snippet's first request is stored but its
+ * answer lost (the client gets a 503 with Retry-After instead): each must
+ * retry with the same Idempotency-Key, be answered from the first commit, and
+ * the values end up stored exactly once. The ESP32 sketch is not run (no board).
  */
 import assert from "node:assert/strict";
 import { errorResponse, HttpError } from "../supabase/functions/ingest-data/http_error.ts";
@@ -59,28 +60,40 @@ async function runNodeRed(env: Record<string, string>): Promise<string> {
   return output;
 }
 
+/** The first python3 that has requests: the one on PATH (pyenv, venv), else Debian's (python3-requests). */
+async function pythonWithRequests(): Promise<string> {
+  for (const python of ["python3", "/usr/bin/python3"]) {
+    const probe = await new Deno.Command(python, { args: ["-c", "import requests"], stderr: "null" }).output()
+      .catch(() => ({ code: 1 }));
+    if (probe.code === 0) return python;
+  }
+  throw new Error("No python3 with requests: apt-get install python3-requests (as .ci/run does)");
+}
+
 const RUNNERS: Record<string, Runner> = {
   "curl (sh)": (env) => run("sh", ["send_curl.sh"], env),
-  "Python (requests)": (env) => run("python3", ["send_python.py"], env),
+  "Python (requests)": async (env) => run(await pythonWithRequests(), ["send_python.py"], env),
   "Node.js (fetch)": (env) => run("node", ["send_node.mjs"], env),
   "Node-RED (flow)": runNodeRed,
 };
 
 for (const [label, runner] of Object.entries(RUNNERS)) {
-  Deno.test(`snippet "Send data from ${label}" stores the documentation's payload once, after a 503`, async () => {
+  Deno.test(`snippet "Send data from ${label}" stores the documentation's payload once, though its first answer was lost`, async () => {
     await using db = await createTestDatabase();
     const s = await seedWorkspace(db.sql);
     await using fn = createTestFunction(db.url);
-    let refused = 0;
-    await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
-      // The first request is answered as when the database is unreachable.
-      if (refused++ === 0) {
-        const unavailable = new HttpError(503, "service_unavailable", "Service unavailable: retry later", {
-          headers: { "Retry-After": "1" },
-        });
-        return errorResponse(unavailable, { requestId: crypto.randomUUID() });
-      }
-      return fn.handle(request);
+    // The first request is stored, but its answer is lost: the client gets a 503 instead.
+    const attempts: { idempotencyKey: string | null; replayed: string | null }[] = [];
+    await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+      const idempotencyKey = request.headers.get("Idempotency-Key");
+      const response = await fn.handle(request);
+      attempts.push({ idempotencyKey, replayed: response.headers.get("Idempotent-Replayed") });
+      if (attempts.length > 1) return response;
+      await response.body?.cancel();
+      const lost = new HttpError(503, "service_unavailable", "Service unavailable: retry later", {
+        headers: { "Retry-After": "1" },
+      });
+      return errorResponse(lost, { requestId: crypto.randomUUID() });
     });
     const env = {
       PATH: Deno.env.get("PATH") ?? "",
@@ -89,14 +102,17 @@ for (const [label, runner] of Object.entries(RUNNERS)) {
       INGEST_API_KEY: s.apiKey,
     };
     const output = await runner(env);
-    assert.ok(refused >= 2, `the snippet did not retry after the 503:\n${output}`);
+    assert.ok(attempts.length >= 2, `the snippet did not retry after the 503:\n${output}`);
+    assert.match(attempts[0]!.idempotencyKey ?? "", /^[!-~]{1,255}$/, "no Idempotency-Key");
+    assert.equal(attempts[1]!.idempotencyKey, attempts[0]!.idempotencyKey, "the retry changed its Idempotency-Key");
+    assert.equal(attempts[1]!.replayed, "true", "the retry was not answered from the first commit");
     assert.ok(!output.includes(s.apiKey), "the snippet printed the key");
     const rows = await db
       .sql`select data_key, value from public.datasource_values where datasource_id = ${s.datasourceId}`;
     assert.deepEqual(Object.fromEntries(rows.map((r) => [r.data_key, r.value])), JSON.parse(DOC_PAYLOADS.combined));
     const [readings] = await db.sql`select count(*)::int as n from public.datasource_readings
       where datasource_id = ${s.datasourceId}`;
-    assert.equal(readings!.n, 3, "each DataKey stored once");
+    assert.equal(readings!.n, 3, "each DataKey stored once, though sent twice");
   });
 }
 
@@ -119,12 +135,17 @@ Deno.test("the Node-RED flow: key in the http request node's own headers, no Bas
   const next = byId.get((request.wires as string[][])[0]![0]!)!;
   assert.equal(next.type, "switch");
   assert.equal(next.property, "statusCode");
-  assert.deepEqual((next.rules as { v?: string }[]).map((rule) => rule.v), ["200", "429", "503", undefined]);
-  // 429 and 503 go back to the http request node through a delay; anything else to a debug node.
-  const [stored, tooMany, unavailable, other] = (next.wires as string[][]).map((targets) => byId.get(targets[0]!)!);
+  assert.deepEqual(
+    (next.rules as { t: string; v?: string }[]).map((rule) => `${rule.t} ${rule.v ?? ""}`.trim()),
+    ["eq 200", "eq 409", "eq 429", "eq 503", "istype string", "else"],
+  );
+  // 409, 429, 503 and no answer (a string code such as ECONNRESET) go back to the http request node through
+  // a function and a delay; anything else to a debug node.
+  const [stored, ...rest] = (next.wires as string[][]).map((targets) => byId.get(targets[0]!)!);
+  const other = rest.pop();
   assert.equal(stored!.type, "debug");
-  assert.equal(tooMany, unavailable);
-  const delay = byId.get((tooMany!.wires as string[][])[0]![0]!)!;
+  assert.equal(new Set(rest).size, 1);
+  const delay = byId.get((rest[0]!.wires as string[][])[0]![0]!)!;
   assert.equal(delay.type, "delay");
   assert.deepEqual(delay.wires, [[request.id]]);
   assert.equal(other!.type, "debug");

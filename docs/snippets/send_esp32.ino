@@ -4,9 +4,11 @@
 // flushed in one request as a batch: [{"observed_at": <epoch ms>, "values": {...}}].
 // Each batch carries an Idempotency-Key, kept until the batch is answered: a
 // retry after a lost response is answered from the first commit, never
-// stored twice. Needs the gateway API (batches and Idempotency-Key).
+// stored twice.
 //
-// Not run by the test suite (no board); the same requests are (see docs/api.md).
+// Not run by the test suite (no board). The requests it sends (a JSON array of
+// readings with epoch-millisecond times, an Idempotency-Key, retries) are those
+// the gateway tests and tests/function/openapi_test.ts send.
 #include <ArduinoJson.h>
 #include <HTTPClient.h>
 #include <WiFi.h>
@@ -45,8 +47,9 @@ uint64_t nowMs() {
 String newIdempotencyKey() {
   char key[37];
   uint32_t r[4] = {esp_random(), esp_random(), esp_random(), esp_random()};
-  snprintf(key, sizeof key, "%08x-%04x-4%03x-%04x-%04x%08x", r[0], r[1] >> 16, r[1] & 0xfff,
-           (r[2] >> 16 & 0x3fff) | 0x8000, r[2] & 0xffff, r[3]);
+  snprintf(key, sizeof key, "%08x-%04x-4%03x-%04x-%04x%08x", (unsigned)r[0], (unsigned)(r[1] >> 16),
+           (unsigned)(r[1] & 0xfff), (unsigned)((r[2] >> 16 & 0x3fff) | 0x8000), (unsigned)(r[2] & 0xffff),
+           (unsigned)r[3]);
   return String(key);
 }
 

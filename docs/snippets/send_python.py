@@ -8,6 +8,7 @@ https://<project-ref>.supabase.co/functions/v1/ingest-data
 import os
 import sys
 import time
+import uuid
 
 import requests
 
@@ -16,11 +17,16 @@ API_KEY = os.environ["INGEST_API_KEY"]  # the API key of your datasource
 
 
 def send(values: dict) -> dict:
-    """POSTs one payload; retries while the answer is 429 or 503 (nothing was stored then)."""
+    """POSTs one payload; retries 429, 503 and lost answers with the same Idempotency-Key (never stored twice)."""
+    headers = {"X-API-Key": API_KEY, "Idempotency-Key": str(uuid.uuid4())}
     for attempt in range(5):
-        # json= sends a JSON body with Content-Type: application/json (data= would send a form).
-        response = requests.post(URL, json=values, headers={"X-API-Key": API_KEY}, timeout=10)
-        if response.status_code in (429, 503):
+        try:
+            # json= sends a JSON body with Content-Type: application/json (data= would send a form).
+            response = requests.post(URL, json=values, headers=headers, timeout=10)
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(2**attempt)  # no answer: it may have been stored; the key makes the retry safe
+            continue
+        if response.status_code in (409, 429, 503):
             time.sleep(float(response.headers.get("Retry-After", "1")))
             continue
         body = response.json()
@@ -28,7 +34,7 @@ def send(values: dict) -> dict:
             # message says what to fix; each issue has the path into the payload.
             raise RuntimeError(f"{response.status_code} {body['code']}: {body['message']}")
         return body
-    raise RuntimeError("still rate limited or unavailable after 5 attempts")
+    raise RuntimeError("no answer, or still rate limited or unavailable, after 5 attempts")
 
 
 if __name__ == "__main__":

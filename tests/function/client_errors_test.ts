@@ -19,7 +19,7 @@ async function curl(url: string, args: string[]): Promise<{ status: number; body
   return { status: Number(text.slice(newline + 1)), body: JSON.parse(text.slice(0, newline)) };
 }
 
-Deno.test("real curl: -u is a 401 saying Basic is unsupported, -d form and -F multipart a 415, -d JSON a 200", async () => {
+Deno.test("real curl: -u is a 401 saying Basic is unsupported, -d form and -F multipart a 415, -d JSON a 200, a raw + in observed_at a 400 saying to URL-encode", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
   await using fn = createTestFunction(db.url);
@@ -61,6 +61,17 @@ Deno.test("real curl: -u is a 401 saying Basic is unsupported, -d form and -F mu
   // curl -d without a Content-Type sends JSON as a form: JSON is JSON, whatever the header says.
   const json = await curl(url, ["--header", `X-API-Key: ${s.apiKey}`, "-d", '{"temperature": 42.5}']);
   assert.equal(json.status, 200, JSON.stringify(json.body));
+
+  // An offset typed into the URL as is: the + arrives as a space.
+  const plus = await curl(`${url}?observed_at=2026-11-26T10:00:00+01:00`, [
+    "--header",
+    `X-API-Key: ${s.apiKey}`,
+    "--json",
+    '{"temperature": 42.5}',
+  ]);
+  assert.equal(plus.status, 400);
+  assert.equal(plus.body.code, "invalid_observed_at");
+  assert.match(String(plus.body.message), /URL-encode/);
 
   const [count] = await db.sql`select count(*)::int as n from public.datasource_readings`;
   assert.equal(count!.n, 1, "only the JSON request stored anything");

@@ -1,5 +1,6 @@
 /** GET: the datasource's Example Schema, generated from its widgets. */
 import assert from "node:assert/strict";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import fc from "fast-check";
 import { addWidget, createApiKey, createDatasource, createWorkspace } from "../../local/provisioning.ts";
 import { dataKeyShapes } from "../../supabase/functions/ingest-data/data_key_shape.ts";
@@ -63,6 +64,8 @@ Deno.test("the Example Schema follows widget changes (new config_version)", asyn
   await post.body?.cancel();
 });
 
+const ajv = new Ajv2020({ strict: false });
+
 Deno.test("property: for any widgets the database accepts, POST accepts the Example Schema's example", async () => {
   await using db = await createTestDatabase();
   await using fn = createTestFunction(db.url);
@@ -80,8 +83,25 @@ Deno.test("property: for any widgets the database accepts, POST accepts the Exam
       }
       const { apiKey } = await createApiKey(db.sql, datasourceId, { scopes: ["ingest:write", "ingest:read"] });
       const get = await fn.handle(new Request(ENDPOINT, { headers: { "X-API-Key": apiKey } }));
-      const { example, datasource } = await get.json();
+      const { example, datasource, json_schema } = await get.json() as {
+        example: Record<string, unknown>;
+        datasource: { data_keys: string[] };
+        json_schema: Record<string, unknown>;
+      };
       assert.deepEqual(Object.keys(example).sort(), datasource.data_keys);
+      // The JSON Schema says the same: the example is valid, a sub-key more or less is not.
+      const validate = ajv.compile(json_schema);
+      assert.ok(validate(example), JSON.stringify(validate.errors));
+      for (const [dataKey, value] of Object.entries(example)) {
+        if (typeof value !== "object" || value === null) continue;
+        assert.ok(
+          !validate({ ...example, [dataKey]: { ...(value as object), extra: [1] } }),
+          `${dataKey}: extra sub-key`,
+        );
+        const [first] = Object.keys(value);
+        const { [first!]: _dropped, ...fewer } = value as Record<string, unknown>;
+        assert.ok(!validate({ ...example, [dataKey]: fewer }), `${dataKey}: missing ${first}`);
+      }
       const post = await fn.handle(postRequest(example, { key: apiKey }));
       assert.equal(post.status, 200, `${JSON.stringify(linked)}: ${JSON.stringify(example)} -> ${await post.text()}`);
       const rows = await db

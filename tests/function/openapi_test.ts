@@ -10,6 +10,7 @@ import {
   errorBodySchema,
   exampleSchemaSchema,
   ingestResultSchema,
+  readingsResultSchema,
 } from "../../supabase/functions/ingest-data/api_schema.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { errorCodesInSource } from "../support/error_codes.ts";
@@ -61,6 +62,20 @@ Deno.test("GET .../openapi.json answers the document without a key; real respons
   for (const name of ["X-Request-Id", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]) {
     assert.ok(stored.headers.get(name), name);
   }
+  // A batch of readings, its replay with the same Idempotency-Key, and a dry run.
+  const readings = [
+    { observed_at: "2026-11-26T09:58:00Z", values: { temperature: 41.9 } },
+    { observed_at: Date.now() - 1000, values: { motor_stats: { rpm: 1490, vibration: 0.7 } } },
+  ];
+  const idempotent = { key: s.apiKey, headers: { "Idempotency-Key": crypto.randomUUID() } };
+  const batch = await fn.handle(postRequest(readings, idempotent));
+  assert.equal(batch.status, 200);
+  assert.equal(readingsResultSchema.parse(await batch.json()).readings, 2);
+  const replay = await fn.handle(postRequest(readings, idempotent));
+  assert.equal(replay.headers.get("Idempotent-Replayed"), "true");
+  readingsResultSchema.parse(await replay.json());
+  const dry = await fn.handle(postRequest({ temperature: 1 }, { key: s.apiKey, query: "?dry_run=true" }));
+  assert.equal(ingestResultSchema.parse(await dry.json()).dry_run, true);
   const example = await fn.handle(new Request(ENDPOINT, { headers: { "X-API-Key": s.apiKey } }));
   exampleSchemaSchema.parse(await example.json());
 
@@ -69,6 +84,8 @@ Deno.test("GET .../openapi.json answers the document without a key; real respons
     [postRequest({ temperature: 1 }), 401],
     [new Request(ENDPOINT, { method: "PUT", headers: { "X-API-Key": s.apiKey } }), 405],
     [postRequest("a=1", { key: s.apiKey, headers: { "Content-Type": "application/x-www-form-urlencoded" } }), 415],
+    [postRequest({ temperature: 2 }, idempotent), 422],
+    [postRequest({ temperature: 1 }, { key: s.apiKey, headers: { "Content-Encoding": "br" } }), 415],
   ];
   for (const [request, status] of failures) {
     const res = await fn.handle(request);

@@ -287,3 +287,39 @@ Deno.test("a group commit of many requests delivers each datasource's latest val
   }
   for (const { watch } of watchers) await watch.stop();
 });
+
+Deno.test("a failed first read is reported and retried while the channel stays joined", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  assert.equal(await stack.post(s.apiKey, { temperature: 8 }), 200);
+  await db.sql`revoke execute on function public.datasource_latest_values(uuid) from authenticated`;
+  const token = await stack.tokenFor(s.viewer);
+  const r = recorder();
+  const watch = watchDatasource(stack.client(() => token), s.datasourceId, r.options);
+  await r.until(() => r.lastStatus() === "error", "the failed read");
+  assert.match(r.statuses.at(-1)!.detail!, /^Cannot read the current values: permission denied for function/);
+  await db.sql`grant execute on function public.datasource_latest_values(uuid) to authenticated`;
+  await r.until(() => r.lastStatus() === "live", "live after the retry");
+  assert.equal(r.latest().temperature?.value, 8);
+  await watch.stop();
+});
+
+Deno.test("an older observation never replaces a newer one", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  assert.equal(await stack.post(s.apiKey, { temperature: 8 }), 200);
+  const { r, watch } = await liveWatch(stack, s.viewer, s.datasourceId);
+  assert.equal(r.latest().temperature?.value, 8);
+  // Broadcasts as the database sends them, one observed before the value shown, then one after it.
+  const send = (value: number, age: string) =>
+    db.sql`select realtime.send(jsonb_build_object('datasource_id', ${s.datasourceId}::uuid,
+      'observed_at', now() - ${age}::interval, 'received_at', now(), 'values', jsonb_build_object('temperature', ${value}::int)),
+      'values', ${`datasource:${s.datasourceId}`}, true)`;
+  await send(-1, "1 hour");
+  await send(9, "0 seconds");
+  await r.until(() => r.latest().temperature?.value === 9, "the newer value");
+  assert.deepEqual(r.values.map((v) => v.values.temperature?.value), [8, 9]);
+  await watch.stop();
+});

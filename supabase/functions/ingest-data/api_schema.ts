@@ -149,22 +149,56 @@ export const payloadSchema = z.record(
     "GET returns the datasource's exact JSON Schema and an example.",
 });
 
+/** An observation time: ISO 8601 with `Z` or an offset, or an integer of epoch milliseconds (see time.ts). */
+export const timeSchema = z.union([
+  z.string().meta({ description: "ISO 8601 date-time with `Z` or an offset", example: "2026-11-26T09:58:00Z" }),
+  z.int().meta({ description: "Epoch milliseconds (10^11 or more: smaller numbers look like seconds)" }),
+]).meta({ id: "ObservationTime" });
+
+/** One reading of a batch: its own time and values exactly as in a single payload. */
+export const readingSchema = z.object({
+  observed_at: timeSchema,
+  values: payloadSchema,
+}).strict().meta({ id: "Reading" });
+
+/** A batch of readings: a JSON array, or the same objects one per line as NDJSON. */
+export const readingsSchema = z.array(readingSchema).min(1).meta({
+  id: "Readings",
+  description: "Readings with their own times, all stored or none (up to INGEST_MAX_READINGS, 10,000)",
+});
+
+/** A time in a response: UTC, `Z`, milliseconds. */
+const responseTime = (description: string) =>
+  z.string().meta({ description: `${description} (UTC, \`Z\`, milliseconds)`, example: "2026-11-26T10:00:00.123Z" });
+
+/** `"dry_run": true` when `?dry_run=true`: checked, nothing written. */
+const dryRun = z.literal(true).optional().meta({ description: "Present with `?dry_run=true`: nothing was written" });
+
+/** The body of a 200 to POST of a batch of readings. */
+export const readingsResultSchema = z.object({
+  ok: z.literal(true),
+  datasource_id: z.uuid(),
+  dry_run: dryRun,
+  readings: z.int().meta({ description: "How many readings were stored (or would be, in a dry run)" }),
+  latest: z.array(z.string()).optional().meta({
+    description: "The DataKeys whose latest value this request moved (absent in a dry run)",
+  }),
+  received_at: responseTime("When the request was committed"),
+}).meta({ id: "ReadingsResult" });
+
 /** The body of a 200 to POST: the values are committed. */
 export const ingestResultSchema = z.object({
   ok: z.literal(true),
   datasource_id: z.uuid(),
+  dry_run: dryRun,
   stored: z.array(z.string()).meta({
     description: "The DataKeys stored (history, and latest value unless superseded)",
   }),
   superseded: z.array(z.string()).meta({
     description: "DataKeys whose latest value was observed later than this request's: kept in history only",
   }),
-  observed_at: z.string().meta({
-    description: "When the values were measured (ISO 8601)",
-  }),
-  received_at: z.string().meta({
-    description: "When the request was committed (ISO 8601)",
-  }),
+  observed_at: responseTime("When the values were measured"),
+  received_at: responseTime("When the request was committed"),
 }).meta({ id: "IngestResult" });
 
 /** The body of a 200 to GET: the datasource's Example Schema. */

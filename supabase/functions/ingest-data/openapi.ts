@@ -6,10 +6,25 @@
  *
  * @module
  */
+import { z } from "zod";
 import { createDocument, type ZodOpenApiResponsesObject } from "zod-openapi";
-import { ERROR_CODES, errorBodySchema, exampleSchemaSchema, ingestResultSchema, payloadSchema } from "./api_schema.ts";
+import {
+  ERROR_CODES,
+  errorBodySchema,
+  exampleSchemaSchema,
+  ingestResultSchema,
+  payloadSchema,
+  readingsResultSchema,
+  readingsSchema,
+} from "./api_schema.ts";
 
-/** The documentation's payloads: one per widget type, and all three in one call. */
+/** A batch of readings, as a gateway flushes its buffer. */
+const READINGS = [
+  { observed_at: "2026-11-26T09:58:00Z", values: { temperature: 41.9 } },
+  { observed_at: 1795683540000, values: { temperature: 42.1, motor_stats: { rpm: 1490, vibration: 0.7 } } },
+];
+
+/** The documentation's payloads: one per widget type, all three in one call, and a batch of readings. */
 const EXAMPLES = {
   single: { summary: "SingleData", value: { temperature: 42.5 } },
   double: { summary: "DoubleData", value: { motor_stats: { rpm: 1500, vibration: 0.75 } } },
@@ -19,6 +34,7 @@ const EXAMPLES = {
       production_output: { machines: ["Machine A", "Machine B", "Machine C"], units_per_hour: [112, 124, 98] },
     },
   },
+  readings: { summary: "Readings with their own times (gateways)", value: READINGS },
   combined: {
     summary: "Combining multiple DataKeys",
     value: {
@@ -45,6 +61,9 @@ const ERROR_HEADERS: Record<number, Record<string, ReturnType<typeof header>>> =
   405: { Allow: header("The methods the path allows, e.g. `GET, POST, OPTIONS`") },
   429: { "Retry-After": header("Seconds until the next request is allowed", "integer"), ...RATE_HEADERS },
   409: { "Retry-After": header("Seconds to wait before retrying with the same `Idempotency-Key`", "integer") },
+  415: {
+    "Accept-Encoding": header("With `unsupported_encoding`: the encodings the endpoint reads (`gzip, identity`)"),
+  },
   503: { "Retry-After": header("Seconds to wait before retrying", "integer") },
 };
 
@@ -115,20 +134,61 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
               name: "observed_at",
               in: "query",
               required: false,
-              description: "When the values were measured (ISO 8601 date-time); the default is the time of " +
-                "receipt. An older observation never replaces a newer latest value; more than 5 minutes ahead is refused.",
-              schema: { type: "string", format: "date-time" },
+              description: "When the values of a single payload were measured: ISO 8601 with `Z` or an offset " +
+                "(URL-encode `+` as `%2B`), or epoch milliseconds; the default is the time of receipt. An older " +
+                "observation never replaces a newer latest value; more than 5 minutes ahead is refused. Not with readings.",
+              schema: { type: "string" },
+              example: "2026-11-26T09:58:00Z",
+            },
+            {
+              name: "dry_run",
+              in: "query",
+              required: false,
+              description: "`true`: check the key, scope, limits and payload and answer as the POST would, with " +
+                '`"dry_run": true`, but write, broadcast and record nothing (commissioning a device).',
+              schema: { type: "boolean", default: false },
+            },
+            {
+              name: "Idempotency-Key",
+              in: "header",
+              required: false,
+              description:
+                "1 to 255 visible ASCII characters (a UUID per request), scoped to the API key and kept at " +
+                "least 24 hours: the same key with the same body gets the first 200 again with " +
+                "`Idempotent-Replayed: true` and writes nothing; with another body, 422 `idempotency_key_reused`.",
+              schema: { type: "string", pattern: "^[!-~]{1,255}$" },
+            },
+            {
+              name: "Content-Encoding",
+              in: "header",
+              required: false,
+              description: "`gzip` bodies are decompressed as they are read; the size limit applies to the " +
+                "decompressed body. Anything but `gzip` or `identity` is a 415 `unsupported_encoding`.",
+              schema: { type: "string", enum: ["gzip", "identity"] },
             },
           ],
           requestBody: {
             required: true,
-            content: { "application/json": { schema: payloadSchema, examples: EXAMPLES } },
+            description: "A single payload (the documentation's format), or a batch of readings with their own " +
+              "times: a JSON array, or one reading per line as `application/x-ndjson`.",
+            content: {
+              "application/json": { schema: z.union([payloadSchema, readingsSchema]), examples: EXAMPLES },
+              "application/x-ndjson": {
+                schema: { type: "string", description: "One reading `{observed_at, values}` per line" },
+                example: READINGS.map((reading) => JSON.stringify(reading)).join("\n") + "\n",
+              },
+            },
           },
           responses: {
             "200": {
-              description: "The values are committed.",
-              headers: { "X-Request-Id": REQUEST_ID, ...RATE_HEADERS },
-              content: { "application/json": { schema: ingestResultSchema } },
+              description: "The values are committed (or, with `?dry_run=true`, would be). A single payload " +
+                "answers `IngestResult`, a batch of readings `ReadingsResult`.",
+              headers: {
+                "X-Request-Id": REQUEST_ID,
+                ...RATE_HEADERS,
+                "Idempotent-Replayed": header("`true` when this is the recorded answer of an earlier request"),
+              },
+              content: { "application/json": { schema: z.union([ingestResultSchema, readingsResultSchema]) } },
             },
             ...errorResponses([400, 401, 403, 405, 409, 413, 415, 422, 429, 500, 503]),
           },

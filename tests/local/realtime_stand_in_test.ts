@@ -1,0 +1,155 @@
+/**
+ * local/realtime_stand_in.ts frame by frame, with a bare WebSocket: what
+ * realtime-js 2.119 sends and what Supabase Realtime answers (Phoenix
+ * `vsn=2.0.0` arrays, binary user broadcasts).
+ */
+import assert from "node:assert/strict";
+import { createTestDatabase } from "../support/database.ts";
+import { asRole, seedWorkspace } from "../support/seed.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+type Frame = [string | null, string | null, string, string, Record<string, unknown>];
+
+/** A raw socket to the stand-in that queues what it receives (binary frames decoded as realtime-js does). */
+async function connect(stack: TestStack) {
+  const url = `${stack.url.replace("http", "ws")}/realtime/v1/websocket?apikey=${stack.anonKey}&vsn=2.0.0`;
+  const socket = new WebSocket(url);
+  socket.binaryType = "arraybuffer";
+  const received: (Frame | { binary: Record<string, unknown> })[] = [];
+  socket.onmessage = (event) => {
+    received.push(
+      typeof event.data === "string" ? JSON.parse(event.data) : { binary: decodeUserBroadcast(event.data) },
+    );
+  };
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = reject;
+  });
+  return {
+    send: (frame: Frame) => socket.send(JSON.stringify(frame)),
+    async next() {
+      for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      const frame = received.shift();
+      if (!frame) throw new Error("no frame within 5 s");
+      return frame;
+    },
+    close: () => socket.close(),
+  };
+}
+
+/** RealtimeWeb.Socket.V2Serializer's user broadcast, as realtime-js's serializer decodes it. */
+function decodeUserBroadcast(buffer: ArrayBuffer): Record<string, unknown> {
+  const bytes = new Uint8Array(buffer);
+  const [kind, topicSize, eventSize, metaSize, encoding] = bytes;
+  const text = (from: number, to?: number) => new TextDecoder().decode(bytes.slice(from, to));
+  let offset = 5;
+  const topic = text(offset, offset += topicSize!);
+  const event = text(offset, offset += eventSize!);
+  const meta = JSON.parse(text(offset, offset += metaSize!));
+  return { kind, encoding, topic, event, meta, payload: JSON.parse(text(offset)) };
+}
+
+Deno.test("realtime stand-in: heartbeat, joins refused and accepted, broadcast frame, leave", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const topic = `realtime:datasource:${s.datasourceId}`;
+  const config = { broadcast: { ack: false, self: false }, presence: { key: "", enabled: false }, private: true };
+  const ws = await connect(stack);
+  try {
+    ws.send([null, "1", "phoenix", "heartbeat", {}]);
+    assert.deepEqual(await ws.next(), [null, "1", "phoenix", "phx_reply", { status: "ok", response: {} }]);
+
+    // Without an access_token the socket's apikey (anon) decides: refused by the policy.
+    ws.send(["2", "2", topic, "phx_join", { config }]);
+    assert.deepEqual(await ws.next(), ["2", "2", topic, "phx_reply", {
+      status: "error",
+      response: {
+        reason: `Unauthorized: You do not have permissions to read from this Channel topic: ${topic.slice(9)}`,
+      },
+    }]);
+
+    ws.send(["3", "3", "realtime:", "phx_join", { config, access_token: await stack.tokenFor(s.viewer) }]);
+    assert.deepEqual(await ws.next(), ["3", "3", "realtime:", "phx_reply", {
+      status: "error",
+      response: { reason: "TopicNameRequired: You must provide a topic name" },
+    }]);
+
+    ws.send(["4", "4", topic, "phx_join", { config, access_token: await stack.tokenFor(s.viewer) }]);
+    assert.deepEqual(await ws.next(), ["4", "4", topic, "phx_reply", {
+      status: "ok",
+      response: { postgres_changes: [] },
+    }]);
+
+    await asRole(
+      db.sql,
+      { role: "service_role" },
+      (tx) => tx`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${tx.json({ temperature: 3.5 })})`,
+    );
+    const broadcast = await ws.next() as { binary: Record<string, unknown> };
+    const payload = broadcast.binary.payload as Record<string, unknown>;
+    assert.deepEqual({ ...broadcast.binary, payload: undefined }, {
+      kind: 4,
+      encoding: 1,
+      topic,
+      event: "values",
+      meta: { id: payload.id },
+      payload: undefined,
+    });
+    assert.deepEqual(payload.values, { temperature: 3.5 });
+
+    ws.send(["9", "5", "realtime:elsewhere", "broadcast", {}]);
+    assert.deepEqual(await ws.next(), ["9", "5", "realtime:elsewhere", "phx_reply", {
+      status: "error",
+      response: { reason: "unmatched topic" },
+    }]);
+
+    ws.send(["4", "6", topic, "phx_leave", {}]);
+    assert.deepEqual(await ws.next(), ["4", "6", topic, "phx_reply", { status: "ok", response: {} }]);
+    assert.deepEqual(await ws.next(), ["4", "4", topic, "phx_close", {}]);
+  } finally {
+    ws.close();
+  }
+});
+
+Deno.test("realtime stand-in: an expired token given later closes the channel with a system message", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const topic = `realtime:datasource:${s.datasourceId}`;
+  const ws = await connect(stack);
+  try {
+    ws.send(["1", "1", topic, "phx_join", { config: { private: true }, access_token: await stack.tokenFor(s.owner) }]);
+    assert.equal(((await ws.next()) as Frame)[4].status, "ok");
+    ws.send(["1", "2", topic, "access_token", { access_token: await stack.tokenFor(s.owner, { expiresIn: -10 }) }]);
+    const [joinRef, ref, frameTopic, event, payload] = (await ws.next()) as Frame;
+    assert.deepEqual([joinRef, ref, frameTopic, event], ["1", null, topic, "system"]);
+    assert.deepEqual({ ...payload, message: undefined }, {
+      extension: "system",
+      status: "error",
+      channel: topic.slice(9),
+      message: undefined,
+    });
+    assert.match(payload.message as string, /^Token has expired \d+ seconds ago$/);
+    assert.deepEqual(await ws.next(), ["1", "1", topic, "phx_close", {}]);
+  } finally {
+    ws.close();
+  }
+});
+
+Deno.test("realtime stand-in: a socket without a valid apikey is refused with Supabase's 401", async () => {
+  await using db = await createTestDatabase();
+  await using stack = await startTestStack(db.url);
+  for (
+    const [query, error] of [["vsn=2.0.0", "API key is missing"], [
+      "apikey=nope&vsn=2.0.0",
+      "The token provided is not a valid JWT",
+    ]]
+  ) {
+    const res = await stack.standIns.realtime.handle(
+      new Request(`${stack.url}/realtime/v1/websocket?${query}`, { headers: { upgrade: "websocket" } }),
+    );
+    assert.equal(res.status, 401);
+    assert.deepEqual(await res.json(), { error });
+  }
+});

@@ -1,0 +1,77 @@
+/**
+ * local/rest_stand_in.ts: `POST /rest/v1/rpc/<name>` as PostgREST answers it,
+ * on the real migrations: the JWT's role and claims, row level security, and
+ * PostgREST's error shape and statuses.
+ */
+import assert from "node:assert/strict";
+import { DEFAULT_JWT_SECRET, mintToken } from "../../local/jwt.ts";
+import { createTestDatabase } from "../support/database.ts";
+import { seedWorkspace } from "../support/seed.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+async function rpc(stack: TestStack, name: string, body: unknown, token: string | null, method = "POST") {
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  if (token) Object.assign(headers, { apikey: stack.anonKey, Authorization: `Bearer ${token}` });
+  const res = await fetch(`${stack.url}/rest/v1/rpc/${name}`, {
+    method,
+    headers,
+    body: method === "POST" ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+Deno.test("rest stand-in: datasource_latest_values as each caller; errors in PostgREST's shape", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  assert.equal(await stack.post(s.apiKey, { temperature: 21.5, motor_stats: { rpm: 1, vibration: 2 } }), 200);
+  const args = { p_datasource_id: s.datasourceId };
+
+  const member = await rpc(stack, "datasource_latest_values", args, await stack.tokenFor(s.viewer));
+  assert.equal(member.status, 200);
+  assert.deepEqual(member.body.map((r: { data_key: string }) => r.data_key), ["motor_stats", "temperature"]);
+  assert.deepEqual(Object.keys(member.body[1]).sort(), ["data_key", "observed_at", "received_at", "value"]);
+  assert.equal(member.body[1].value, 21.5);
+
+  const outsider = await rpc(stack, "datasource_latest_values", args, await stack.tokenFor(s.outsider));
+  assert.deepEqual(outsider, { status: 200, body: [] }, "row level security: nothing for a non-member");
+
+  const anon = await rpc(stack, "datasource_latest_values", args, stack.anonKey);
+  assert.equal(anon.status, 401, "42501 as anon is a 401, as in PostgREST");
+  assert.deepEqual(Object.keys(anon.body).sort(), ["code", "details", "hint", "message"]);
+  assert.equal(anon.body.code, "42501");
+
+  const expired = await rpc(stack, "datasource_latest_values", args, await stack.tokenFor(s.viewer, { expiresIn: -5 }));
+  assert.deepEqual([expired.status, expired.body.code, expired.body.message], [401, "PGRST303", "JWT expired"]);
+  const forged = await mintToken("another-secret-of-at-least-thirty-two-chars", { role: "service_role" });
+  assert.equal((await rpc(stack, "datasource_latest_values", args, forged)).status, 401);
+  assert.equal((await rpc(stack, "datasource_latest_values", args, null)).status, 401);
+
+  const missing = await rpc(stack, "no_such_function", {}, await stack.tokenFor(s.viewer));
+  assert.deepEqual([missing.status, missing.body.code], [404, "PGRST202"]);
+  const wrongArgs = await rpc(
+    stack,
+    "datasource_latest_values",
+    { id: s.datasourceId },
+    await stack.tokenFor(s.viewer),
+  );
+  assert.deepEqual([wrongArgs.status, wrongArgs.body.code], [404, "PGRST202"]);
+  const badUuid = await rpc(
+    stack,
+    "datasource_latest_values",
+    { p_datasource_id: "x" },
+    await stack.tokenFor(s.viewer),
+  );
+  assert.deepEqual([badUuid.status, badUuid.body.code], [400, "22P02"]);
+  const get = await rpc(stack, "datasource_latest_values", null, await stack.tokenFor(s.viewer), "GET");
+  assert.equal(get.status, 405);
+
+  // A PTxxx code raised by a function is its HTTP status, as PostgREST maps it.
+  const service = await mintToken(DEFAULT_JWT_SECRET, { role: "service_role" });
+  const revoked = await rpc(stack, "ingest_write", {
+    p_datasource_id: s.datasourceId,
+    p_key_id: crypto.randomUUID(),
+    p_values: { temperature: 1 },
+  }, service);
+  assert.deepEqual([revoked.status, revoked.body.code, revoked.body.message], [401, "PT401", "API key is not valid"]);
+});
