@@ -51,7 +51,12 @@ const keyNote = `${demo.keyReused ? "the same as last time" : "new"}: kept in ${
 await sql.end();
 if (embedded) await Deno.writeTextFile(`${DEV_DIR}database_url`, databaseUrl);
 
-const config = loadConfig({ ...Deno.env.toObject(), DATABASE_URL: databaseUrl, SUPABASE_DB_URL: "" });
+const config = loadConfig({
+  ...Deno.env.toObject(),
+  DATABASE_URL: databaseUrl,
+  SUPABASE_DB_URL: "",
+  INGEST_DATABASE_URL: "",
+});
 const store = createStore(config.store);
 const handler = createHandler({
   config,

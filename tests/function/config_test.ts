@@ -16,6 +16,18 @@ Deno.test("defaults: postgres store from SUPABASE_DB_URL (preferred) or DATABASE
   assert.equal(loadConfig({ DATABASE_URL: "postgres://b" }).store.kind, "postgres");
 });
 
+Deno.test("INGEST_DATABASE_URL (a custom secret, e.g. the pooler) wins over the injected SUPABASE_DB_URL", () => {
+  const env = { INGEST_DATABASE_URL: " postgres://pooler:6543 ", SUPABASE_DB_URL: "postgres://a", DATABASE_URL: "b" };
+  assert.equal((loadConfig(env).store as { databaseUrl: string }).databaseUrl, "postgres://pooler:6543");
+  // Empty or blank, it is not set.
+  const blank = { INGEST_DATABASE_URL: " ", SUPABASE_DB_URL: "postgres://a" };
+  assert.equal((loadConfig(blank).store as { databaseUrl: string }).databaseUrl, "postgres://a");
+  assert.equal(
+    (loadConfig({ INGEST_DATABASE_URL: "postgres://c" }).store as { databaseUrl: string }).databaseUrl,
+    "postgres://c",
+  );
+});
+
 Deno.test("INGEST_STORE=supabase takes SUPABASE_URL and the service role or secret key", () => {
   const config = loadConfig({
     INGEST_STORE: "supabase",
@@ -27,7 +39,7 @@ Deno.test("INGEST_STORE=supabase takes SUPABASE_URL and the service role or secr
 
 Deno.test("a missing or malformed setting is a ConfigError naming it", () => {
   const cases: [Record<string, string>, RegExp][] = [
-    [{}, /SUPABASE_DB_URL or DATABASE_URL/],
+    [{}, /INGEST_DATABASE_URL, SUPABASE_DB_URL or DATABASE_URL/],
     [{ INGEST_STORE: "mysql", DATABASE_URL: "x" }, /INGEST_STORE must be "postgres" or "supabase", got "mysql"/],
     [{ INGEST_STORE: "supabase" }, /needs SUPABASE_URL/],
     [{ INGEST_STORE: "supabase", SUPABASE_URL: "https://x" }, /needs SUPABASE_SERVICE_ROLE_KEY/],

@@ -99,9 +99,14 @@ function loadStoreConfig(env: Record<string, string | undefined>): StoreConfig {
     return { kind, supabaseUrl, serviceRoleKey };
   }
   if (kind !== "postgres") throw new ConfigError(`INGEST_STORE must be "postgres" or "supabase", got "${kind}"`);
-  const databaseUrl = (env.SUPABASE_DB_URL || env.DATABASE_URL)?.trim();
+  // A custom secret wins over the injected one: Supabase always injects SUPABASE_DB_URL (the direct
+  // connection) and refuses custom secrets named SUPABASE_*, so INGEST_DATABASE_URL is the only way to
+  // point a deployed function at the transaction pooler. DATABASE_URL serves local runs.
+  const databaseUrl = env.INGEST_DATABASE_URL?.trim() || env.SUPABASE_DB_URL?.trim() || env.DATABASE_URL?.trim();
   if (!databaseUrl) {
-    throw new ConfigError("set SUPABASE_DB_URL or DATABASE_URL (or INGEST_STORE=supabase with SUPABASE_URL)");
+    throw new ConfigError(
+      "set INGEST_DATABASE_URL, SUPABASE_DB_URL or DATABASE_URL (or INGEST_STORE=supabase with SUPABASE_URL)",
+    );
   }
   return {
     kind,
