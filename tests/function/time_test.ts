@@ -27,6 +27,10 @@ Deno.test("accepts ISO 8601 with Z or an offset, and epoch milliseconds (number 
     [1795683600000, "2026-11-26T09:00:00.000Z"],
     ["1795683600000", "2026-11-26T09:00:00.000Z"],
     ["2026-11-26T10:05:00Z", "2026-11-26T10:05:00.000Z"],
+    // A space for the T (RFC 3339 5.6): Python's str(datetime), PostgreSQL's text output.
+    ["2026-11-26 10:00:00+01:00", "2026-11-26T09:00:00.000Z"],
+    ["2026-11-26 09:00:00.123456+00:00", "2026-11-26T09:00:00.123Z"],
+    ["2026-11-26 09:00:00Z", "2026-11-26T09:00:00.000Z"],
   ];
   for (const [raw, expected] of cases) assert.equal(formatTime(parseTime(raw, NOW)), expected, String(raw));
 });
@@ -46,6 +50,14 @@ Deno.test("refuses with a reason: epoch seconds, impossible dates, no offset, th
   assert.match(refusal("0001-01-01T00:00:00+01:00"), /0001-01-01T00:00:00Z or later/);
   assert.match(refusal("2026-11-26T09:00:00+25:00"), /offset that does not exist/);
   assert.match(refusal(1795683600000.5), /integer number of epoch milliseconds/);
+  assert.match(refusal(1e20), /^is out of range \(100000000000000000000\)/);
+  assert.match(refusal("100000000000000000000"), /^is out of range/);
+  assert.match(refusal(-1e20), /^is out of range/);
+  // A space for the T only with seconds and Z or an offset; a "+" that became a space is still named.
+  assert.match(refusal("2026-11-26 09:00:00"), /must be an ISO 8601 date-time such as/);
+  assert.match(refusal("2026-11-26 09:00Z"), /must be an ISO 8601 date-time such as/);
+  assert.match(refusal("2026-11-26  09:00:00Z"), /must be an ISO 8601 date-time such as/);
+  assert.match(refusal("2026-11-26 10:00:00 01:00"), /URL-encode the time in a query string/);
   assert.match(refusal(-1), /after 1970/);
   for (const raw of ["infinity", "now", "2026-11-26", "26/11/2026 09:00", "", null, true, {}]) {
     assert.match(refusal(raw), /must be/, String(raw));

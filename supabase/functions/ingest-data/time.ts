@@ -17,7 +17,12 @@ export const MIN_TIME_MS = -62_135_596_800_000;
 const SECONDS_LOOKALIKE_BELOW = 1e11;
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|[+-]\d{2}:?\d{2})?$/;
-const PLUS_AS_SPACE = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)? \d{2}:?\d{2}$/;
+/**
+ * RFC 3339 (5.6, note) lets a space stand for the T, as Python's `str(datetime)` and PostgreSQL's text
+ * output write it (`2026-11-26 10:00:00+00:00`): accepted only with seconds and Z or an offset.
+ */
+const SPACED = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:[Zz]|[+-]\d{2}:?\d{2}))$/;
+const PLUS_AS_SPACE = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)? \d{2}:?\d{2}$/;
 
 /** Why a time was refused: the sentence after `"<path>" `. */
 export class TimeError extends Error {
@@ -71,6 +76,9 @@ export function normalizeTime(text: string): string {
 }
 
 function fromEpochMs(n: number): number {
+  if (Number.isInteger(n) && !Number.isSafeInteger(n)) {
+    throw new TimeError(`is out of range (${n}): epoch milliseconds must be at most ${Number.MAX_SAFE_INTEGER}`);
+  }
   if (!Number.isSafeInteger(n)) throw new TimeError("must be an integer number of epoch milliseconds");
   if (n >= 0 && n < SECONDS_LOOKALIKE_BELOW) {
     throw new TimeError(
@@ -87,7 +95,7 @@ function fromIso(text: string): number {
       `has a space where its offset's "+" should be: URL-encode the time in a query string ("+" is %2B)`,
     );
   }
-  const m = ISO.exec(text);
+  const m = ISO.exec(text.replace(SPACED, "$1T$2"));
   if (!m) throw new TimeError("must be an ISO 8601 date-time such as 2026-11-26T10:00:00Z, or epoch milliseconds");
   const [, y, mo, d, h, mi, s = "0", fraction = "", zone] = m;
   if (!zone) throw new TimeError("has no UTC offset: add Z (UTC) or an offset such as +01:00");
