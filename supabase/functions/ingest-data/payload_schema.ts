@@ -44,7 +44,11 @@ export function buildPayloadValidator(
   const shape = Object.fromEntries(dataKeys.map((key) => [key, byKey.get(key)!.optional()]));
   const schema = z.strictObject(shape, expecting("a JSON object")).refine(
     (payload) => Object.keys(payload).length > 0,
-    { message: `must be an object with at least one DataKey (${dataKeys.join(", ") || "none: link a widget first"})` },
+    {
+      message: `must be an object with at least one DataKey (${dataKeys.join(", ") || "none: link a widget first"})`,
+      // Only when nothing else is wrong: `{"temperatur": 99}` is one issue (not a DataKey), not two.
+      when: (payload) => payload.issues.length === 0,
+    },
   );
 
   // zod is the reference and words the issues; valid payloads take the hand-written check.
