@@ -11,6 +11,14 @@ import { seedWorkspace } from "../support/seed.ts";
 const UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
 
+/** n readings of temperature, a second apart, the newest a second ago. */
+function batch(n: number) {
+  return Array.from(
+    { length: n },
+    (_, i) => ({ observed_at: Date.now() - 1000 * (i + 1), values: { temperature: i } }),
+  );
+}
+
 async function counts(sql: Sql) {
   const [row] = await sql`select (select count(*)::int from public.datasource_values) as latest,
     (select count(*)::int from public.datasource_readings) as history,
@@ -142,8 +150,6 @@ Deno.test("INGEST_MAX_READINGS and the readings rate limit: a batch takes its re
     INGEST_RATE_LIMIT_READINGS_PER_SECOND: "10",
     INGEST_RATE_LIMIT_READINGS_BURST: "60",
   });
-  const batch = (n: number) =>
-    Array.from({ length: n }, (_, i) => ({ observed_at: Date.now() - 1000 * (i + 1), values: { temperature: i } }));
   const over = await fn.handle(postRequest(batch(51), { key: s.apiKey }));
   assert.equal(over.status, 400);
   assert.equal((await over.json()).code, "limit_exceeded");
@@ -151,6 +157,30 @@ Deno.test("INGEST_MAX_READINGS and the readings rate limit: a batch takes its re
   assert.equal((await fn.handle(postRequest(batch(50), { key: s.apiKey }))).status, 200);
   const limited = await fn.handle(postRequest(batch(50), { key: s.apiKey }));
   assert.equal(limited.status, 429);
+  assert.ok(Number(limited.headers.get("Retry-After")) >= 4);
+  assert.equal(limited.headers.get("X-RateLimit-Limit"), "60");
+  assert.ok(Number(limited.headers.get("X-RateLimit-Remaining")) < 50);
+  assert.ok(Number(limited.headers.get("X-RateLimit-Reset")) >= 4);
+  assert.equal((await counts(db.sql)).history, 50);
+});
+
+Deno.test("a key with its own rate_limit gets a readings bucket scaled like the defaults", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  // Defaults: 100 requests/s (burst 200), 1,000 readings/s (burst 2,000): ten readings per request.
+  await using fn = createTestFunction(db.url, {
+    INGEST_MAX_READINGS: "50",
+    INGEST_RATE_LIMIT_READINGS_BURST: "2000",
+  });
+  await db.sql`update public.datasource_api_keys set rate_limit_per_second = 1, rate_limit_burst = 5
+    where id = ${s.keyId}`;
+  // So this key: 10 readings/s, burst 50 (its 5 × 10, and a full batch fits).
+  assert.equal((await fn.handle(postRequest(batch(50), { key: s.apiKey }))).status, 200);
+  const limited = await fn.handle(postRequest(batch(50), { key: s.apiKey }));
+  const body = await limited.json();
+  assert.equal(limited.status, 429, JSON.stringify(body));
+  assert.match(body.message, /^Too many readings: this key may send 10 readings a second in batches/);
+  assert.equal(limited.headers.get("X-RateLimit-Limit"), "50");
   assert.ok(Number(limited.headers.get("Retry-After")) >= 4);
   assert.equal((await counts(db.sql)).history, 50);
 });

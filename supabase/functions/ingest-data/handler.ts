@@ -175,7 +175,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
 
   /** Takes a batch's readings from the key's readings bucket; 429 with Retry-After when there are too few. */
   function limitReadings(key: ResolvedKey, count: number): void {
-    const { perSecond, burst } = config.readingsRateLimit;
+    const { perSecond, burst } = readingsLimit(key);
     if (perSecond <= 0 || count <= 1) return;
     const decision = takeReadings(key.key_id, { perSecond, burst, cost: count });
     if (!decision.allowed) {
@@ -183,9 +183,26 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         429,
         "rate_limited",
         `Too many readings: this key may send ${perSecond} readings a second in batches (${decision.remaining} left now)`,
-        { headers: { "Retry-After": String(decision.retryAfterS) } },
+        { headers: { "Retry-After": String(decision.retryAfterS), ...rateHeaders(decision) } },
       );
     }
+  }
+
+  /**
+   * The key's readings bucket: the default one, or, for a key with its own rate_limit, one scaled like
+   * the defaults (per_second × readings/s ÷ requests/s, burst × readings burst ÷ request burst, both
+   * rounded up), so that a throttled key is throttled in batches too. The burst stays at least
+   * INGEST_MAX_READINGS: a full batch is refused for a while, never for good.
+   */
+  function readingsLimit(key: ResolvedKey): { perSecond: number; burst: number } {
+    const own = key.rate_limit, readings = config.readingsRateLimit, requests = config.rateLimit;
+    if (own?.per_second == null && own?.burst == null) return readings;
+    // With the default request limit off (0), there is no ratio to scale by: the default readings rate.
+    const perSecond = own.per_second == null || requests.perSecond <= 0
+      ? readings.perSecond
+      : Math.ceil((own.per_second * readings.perSecond) / requests.perSecond);
+    const burst = own.burst == null ? readings.burst : Math.ceil((own.burst * readings.burst) / requests.burst);
+    return { perSecond, burst: Math.max(burst, config.maxReadings) };
   }
 
   function example(key: ResolvedKey): unknown {
