@@ -65,7 +65,7 @@ const handler = createHandler({
     console.log(
       `${line.method} ${line.status} ${line.duration_ms}ms${
         line.datasource_id ? ` datasource=${line.datasource_id}` : ""
-      }${line.code ? ` ${line.code}` : ""} request_id=${line.request_id}`,
+      }${line.code ? ` ${line.code}` : ""}${line.dry_run ? " dry_run" : ""} request_id=${line.request_id}`,
     ),
 });
 

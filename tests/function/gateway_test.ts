@@ -89,6 +89,10 @@ Deno.test("NDJSON, and gzip: the same readings, the limit on the decompressed si
   const big = JSON.stringify({ temperature: "x".repeat(3000) });
   res = await send(await gzip(big), { "Content-Type": "application/json", "Content-Encoding": "gzip" });
   assert.equal(res.status, 413);
+  assert.equal(
+    (await res.json()).message,
+    "Payload too large: the limit is 2000 bytes once decompressed (the body is gzip)",
+  );
   res = await send(ndjson, { "Content-Type": "application/x-ndjson", "Content-Encoding": "br" });
   const refused = await res.json();
   assert.equal(res.status, 415);

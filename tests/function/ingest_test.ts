@@ -196,7 +196,9 @@ Deno.test("413 past the body limit, whether declared or streamed; nothing writte
   const big = JSON.stringify({ temperature: "x".repeat(200) });
   const declared = await fn.handle(postRequest(big, { key: s.apiKey }));
   assert.equal(declared.status, 413);
-  assert.equal((await declared.json()).code, "payload_too_large");
+  const refused = await declared.json();
+  assert.equal(refused.code, "payload_too_large");
+  assert.equal(refused.message, "Payload too large: the limit is 100 bytes");
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
       for (let i = 0; i < 10; i++) {
@@ -256,6 +258,13 @@ Deno.test("one log line per request: id, method, status, duration, datasource; n
   assert.equal(line.status, 200);
   assert.equal(line.datasource_id, s.datasourceId);
   assert.equal(typeof line.duration_ms, "number");
+  assert.equal(line.dry_run, undefined);
+  // A dry run's line says so: it stored nothing although it answered 200.
+  const dry = await fn.handle(postRequest({ temperature: 1 }, { key: s.apiKey, query: "?dry_run=true" }));
+  assert.equal(dry.status, 200);
+  await dry.body?.cancel();
+  assert.equal(fn.logs[1]!.status, 200);
+  assert.equal(fn.logs[1]!.dry_run, true);
   const text = JSON.stringify(fn.logs);
   assert.ok(!text.includes(s.apiKey.slice(3, 20)) && !text.includes("very-secret-reading"));
 });

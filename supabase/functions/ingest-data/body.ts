@@ -38,7 +38,7 @@ export async function readJsonBody(request: Request, limits: { maxBytes: number;
   }
   // The declared length of a gzip body says nothing of its decompressed size.
   const declared = gzip ? 0 : Number(request.headers.get("content-length") ?? 0);
-  if (declared > maxBytes) throw tooLarge(maxBytes);
+  if (declared > maxBytes) throw tooLarge(maxBytes, gzip);
   let text: string;
   try {
     text = await readText(request, { maxBytes, declared, gzip });
@@ -99,7 +99,7 @@ async function readText(
     size += value.byteLength;
     if (size > maxBytes) {
       await reader.cancel().catch(() => {});
-      throw tooLarge(maxBytes);
+      throw tooLarge(maxBytes, gzip);
     }
     chunks.push(value);
   }
@@ -132,6 +132,7 @@ function nestsDeeperThan(text: string, maxDepth: number): boolean {
   return false;
 }
 
-function tooLarge(maxBytes: number): HttpError {
-  return new HttpError(413, "payload_too_large", `Payload too large: the limit is ${maxBytes} bytes`);
+function tooLarge(maxBytes: number, gzip: boolean): HttpError {
+  const limit = gzip ? `${maxBytes} bytes once decompressed (the body is gzip)` : `${maxBytes} bytes`;
+  return new HttpError(413, "payload_too_large", `Payload too large: the limit is ${limit}`);
 }

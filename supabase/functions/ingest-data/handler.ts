@@ -26,6 +26,8 @@ export interface RequestLog {
   datasource_id?: string;
   code?: string;
   error?: string;
+  /** A `?dry_run=true` request that was checked and answered 200 but stored nothing. */
+  dry_run?: true;
 }
 
 /** What the handler needs: configuration, a store, and where to log. */
@@ -94,7 +96,10 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   }
 
   /** Checks and stores a POST; the response body, and whether it replays an earlier answer. */
-  async function ingest(request: Request, key: ResolvedKey): Promise<{ body: unknown; replayed: boolean }> {
+  async function ingest(
+    request: Request,
+    key: ResolvedKey,
+  ): Promise<{ body: unknown; replayed: boolean; dryRun?: true }> {
     if (!key.scopes.includes("ingest:write")) {
       throw new HttpError(403, "insufficient_scope", "Forbidden: this API key is read-only (it lacks ingest:write)");
     }
@@ -119,7 +124,11 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       const readings = readReadings(body.json, validator, { now: now(), maxReadings: config.maxReadings });
       limitReadings(key, readings.length);
       if (query.dryRun) {
-        return { body: { ...base, readings: readings.length, received_at: formatTime(now()) }, replayed: false };
+        return {
+          body: { ...base, readings: readings.length, received_at: formatTime(now()) },
+          replayed: false,
+          dryRun: true,
+        };
       }
       const result = await store.write({
         datasourceId: key.datasource_id,
@@ -146,6 +155,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       return {
         body: { ...base, stored, superseded: [], observed_at: query.observedAt ?? at, received_at: at },
         replayed: false,
+        dryRun: true,
       };
     }
     const { observedAt } = query;
@@ -232,6 +242,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     let response: Response;
     let failure: HttpError | undefined;
     let internal: string | undefined;
+    let dryRun = false;
     try {
       if (request.method === "OPTIONS") {
         response = new Response(null, { status: 204, headers: { ...preflight, "X-Request-Id": requestId } });
@@ -244,9 +255,10 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       } else {
         key = await authenticate(request);
         const rate = limitRate(key);
-        const { body, replayed } = request.method === "GET"
+        const { body, replayed, dryRun: dry } = request.method === "GET"
           ? { body: example(key), replayed: false }
           : await ingest(request, key);
+        dryRun = dry === true;
         // All headers in one literal: each Headers.set costs a validation pass.
         response = new Response(JSON.stringify(body), {
           headers: {
@@ -271,6 +283,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       ...(key ? { datasource_id: key.datasource_id } : {}),
       ...(failure ? { code: failure.code } : {}),
       ...(internal ? { error: internal } : {}),
+      ...(dryRun ? { dry_run: true as const } : {}),
     });
     return response;
   };
