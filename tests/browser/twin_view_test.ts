@@ -32,7 +32,7 @@ const ALL_TYPES: readonly WidgetSpec[] = [
   { name: "Pressure", widget_type: "LineChart", data_key: "pressure", settings: { labelsKey: "t", valuesKey: "bar" } },
 ];
 
-Deno.test("deno task dev: the twin view loads without console errors, renders the scene, shows the curl payload within 1 s", async () => {
+Deno.test("deno task dev: the twin view loads without console errors, renders the scene, turns with the mouse, shows the curl payload within 1 s", async () => {
   const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });
   const dev = await startDevServer(dir, ["--reset"]);
   try {
@@ -46,9 +46,17 @@ Deno.test("deno task dev: the twin view loads without console errors, renders th
       ["production_output", "no value yet"],
       ["temperature", "no value yet"],
     ]);
-    const { width, height, colours } = await canvasColours(page);
+    const { width, height, colours, checksum } = await canvasColours(page);
     assert.ok(width >= 800 && height >= 600, `canvas ${width}x${height} at 1280x800`);
     assert.ok(colours > 20, `the canvas shows ${colours} colours: blank?`);
+
+    // Camera controls: dragging across the scene turns the camera, and the picture with it.
+    await page.mouse.move(400, 400);
+    await page.mouse.down();
+    await page.mouse.move(600, 380, { steps: 8 });
+    await page.mouse.up();
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the damped turn settles
+    assert.notEqual((await canvasColours(page)).checksum, checksum, "the picture did not change after a drag");
 
     const res = await postToDev(dev, DOC_PAYLOADS.combined);
     assert.equal(res.status, 200, await res.text());

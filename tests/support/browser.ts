@@ -70,10 +70,13 @@ export async function waitForValue(page: Page, dataKey: string, text: string, ti
 }
 
 /**
- * What the WebGL canvas shows: its size and how many distinct colours a grid
- * of samples finds (a blank or single-colour canvas gives 1).
+ * What the WebGL canvas shows: its size, how many distinct colours a grid of
+ * samples finds (a blank or single-colour canvas gives 1), and a checksum of
+ * those samples (it changes when the picture does).
  */
-export function canvasColours(page: Page): Promise<{ width: number; height: number; colours: number }> {
+export function canvasColours(
+  page: Page,
+): Promise<{ width: number; height: number; colours: number; checksum: number }> {
   return page.$eval("#scene canvas", (element) => {
     const canvas = element as HTMLCanvasElement;
     const copy = document.createElement("canvas");
@@ -83,13 +86,16 @@ export function canvasColours(page: Page): Promise<{ width: number; height: numb
     context.drawImage(canvas, 0, 0);
     const { data } = context.getImageData(0, 0, copy.width, copy.height);
     const colours = new Set<number>();
+    let checksum = 0;
     for (let y = 0; y < copy.height; y += 8) {
       for (let x = 0; x < copy.width; x += 8) {
         const i = (y * copy.width + x) * 4;
-        colours.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
+        const colour = (data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!;
+        colours.add(colour);
+        checksum = (checksum * 31 + colour) >>> 0;
       }
     }
-    return { width: canvas.width, height: canvas.height, colours: colours.size };
+    return { width: canvas.width, height: canvas.height, colours: colours.size, checksum };
   });
 }
 
