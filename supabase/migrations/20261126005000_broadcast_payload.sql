@@ -24,18 +24,12 @@
 -- The functions are otherwise unchanged (20261126001000_ingest_write_containment.sql,
 -- 20261126001700_ids_read_once.sql, 20261126002000_datasource_latest_values.sql).
 
--- `p_time` as the API writes times: UTC, `Z`, milliseconds (cut, not rounded).
--- Immutable: the format has no locale-dependent field and the zone is fixed.
-create function private.api_time(p_time timestamptz)
-returns text
-language sql
-immutable
-parallel safe
-set search_path = ''
-as $$
-  select to_char(p_time at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
-$$;
-revoke all on function private.api_time(timestamptz) from public;
+-- The format, to_char(t at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+-- (MS cuts to the millisecond), is written out in each function rather than
+-- kept in a private helper: a SQL function with its own search_path is never
+-- inlined, and such a helper cost 2.6 us a call against 0.4 us for the
+-- expression (200,000 calls each); ingest_write_batch formats one time per
+-- DataKey and datasource (25 for 64 requests on 8 datasources).
 
 -- ingest_write: no message when nothing became the latest; the message's times in the API's form.
 create or replace function public.ingest_write(
@@ -128,8 +122,8 @@ begin
     perform realtime.send(
       jsonb_build_object(
         'datasource_id', p_datasource_id,
-        'observed_at', private.api_time(v_observed_at),
-        'received_at', private.api_time(v_received_at),
+        'observed_at', to_char(v_observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'received_at', to_char(v_received_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'values', (select jsonb_object_agg(e.key, e.value) from jsonb_each(p_values) e where e.key = any (v_latest))
       ),
       'values',
@@ -167,7 +161,7 @@ declare
   v_latest int;
   v_superseded boolean;
   -- The messages' received_at in the API's form (now() is the transaction's start: one value per call).
-  v_received_at text := private.api_time(now());
+  v_received_at text := to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 begin
   -- Every cast is guarded: a request whose ids, values or time cannot be read
   -- gets a PTxxx code of its own, never an error that would abort the batch.
@@ -262,10 +256,10 @@ begin
     select realtime.send(
       jsonb_build_object(
         'datasource_id', u.datasource_id,
-        'observed_at', private.api_time(max(u.observed_at)),
+        'observed_at', to_char(max(u.observed_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'received_at', v_received_at,
         'values', jsonb_object_agg(u.data_key, u.value),
-        'observed_at_by_key', jsonb_object_agg(u.data_key, private.api_time(u.observed_at))
+        'observed_at_by_key', jsonb_object_agg(u.data_key, to_char(u.observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
       ),
       'values',
       'datasource:' || u.datasource_id::text,
@@ -335,7 +329,7 @@ declare
   v_sent int;
   v_results jsonb;
   -- The messages' received_at in the API's form (now() is the transaction's start: one value per call).
-  v_received_at text := private.api_time(now());
+  v_received_at text := to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 begin
   -- Each request, its key checked; a request whose ids cannot be read finds no key (PT401).
   v_requests := array(
@@ -476,10 +470,10 @@ begin
     select realtime.send(
       jsonb_build_object(
         'datasource_id', u.datasource_id,
-        'observed_at', private.api_time(max(u.observed_at)),
+        'observed_at', to_char(max(u.observed_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'received_at', v_received_at,
         'values', jsonb_object_agg(u.data_key, u.value),
-        'observed_at_by_key', jsonb_object_agg(u.data_key, private.api_time(u.observed_at))
+        'observed_at_by_key', jsonb_object_agg(u.data_key, to_char(u.observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
       ),
       'values',
       'datasource:' || u.datasource_id::text,
@@ -566,9 +560,9 @@ revoke all on function public.ingest_write_readings(jsonb) from public, anon, au
 grant execute on function public.ingest_write_readings(jsonb) to service_role;
 
 -- datasource_latest_values: the times in the API's form (text columns, so
--- dropped and created again, with its grants). The format is written out
--- rather than private.api_time: the function runs as the calling user, who
--- may execute no private function but those the policies use.
+-- dropped and created again, with its grants). A private helper would not
+-- do here either: the function runs as the calling user, who may execute no
+-- private function but those the policies use.
 drop function public.datasource_latest_values(uuid);
 create function public.datasource_latest_values(p_datasource_id uuid)
 returns table (data_key text, value jsonb, observed_at text, received_at text)
