@@ -57,12 +57,12 @@ export interface Watch {
   values(): Readonly<Record<string, LatestValue>>;
 }
 
-/** The broadcast payload ingest_write and ingest_write_batch send (`realtime.send` adds `id`). */
+/** The broadcast payload the write functions send (`realtime.send` adds `id`). */
 interface ValuesMessage {
   id?: string;
   datasource_id: string;
   observed_at?: string;
-  /** ingest_write_readings: each DataKey's own observation time (`observed_at` is the newest of them). */
+  /** Batches and readings: each DataKey's own observation time (`observed_at` is the newest of them). */
   observed_at_by_key?: Record<string, string>;
   received_at: string;
   values: Record<string, WidgetValue>;
@@ -117,8 +117,8 @@ export function watchDatasource(supabase: SupabaseClient, datasourceId: string, 
       if (applied.size > REMEMBERED_IDS) applied.delete(applied.values().next().value!);
     }
     const received_at = utc(payload.received_at);
-    // Each DataKey's observation time when the message has them, else the request's; a message without
-    // observed_at (ingest_write_batch) carries values observed when received.
+    // Each DataKey's observation time when the message has them, else the message's; a message without
+    // either (sent by an older migration) carries values observed when received.
     const observedAt = (dataKey: string) =>
       utc(payload.observed_at_by_key?.[dataKey] ?? payload.observed_at ?? payload.received_at);
     const changed = Object.entries(payload.values)

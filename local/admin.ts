@@ -23,7 +23,7 @@ const USAGE = `Usage: deno task admin <command>
   create-key <datasource-id> [--name <name>] [--scopes ingest:write,ingest:read] [--expires <ISO date>]
   keys <datasource-id>                          list keys (never their secrets)
   revoke-key <key-id>
-  token <user-id> [--expires-in <seconds>]       an access token for a user (HS256, SUPABASE_JWT_SECRET or the
+  token <user-id> [--expires-in <seconds>]      an access token for a user (HS256, SUPABASE_JWT_SECRET or the
                                                 Supabase CLI's local secret), for supabase-js' accessToken
 
 Database: DATABASE_URL, else the dev server's embedded database (start it with deno task dev).`;

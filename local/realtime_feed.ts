@@ -33,14 +33,24 @@ export interface RealtimeFeed {
 /** Starts reading broadcasts from `sql`, calling `deliver` for each, in commit order. */
 export async function startRealtimeFeed(
   sql: Sql,
-  options: { mode: "notify" | "poll"; deliver: (message: DatabaseBroadcast) => void; pollIntervalMs?: number },
+  options: {
+    mode: "notify" | "poll";
+    deliver: (message: DatabaseBroadcast) => void;
+    /** Called when the feed listens again after its connection dropped: broadcasts in between are lost. */
+    onGap?: () => void;
+    pollIntervalMs?: number;
+  },
 ): Promise<RealtimeFeed> {
   return options.mode === "notify"
-    ? await startNotifyFeed(sql, options.deliver)
+    ? await startNotifyFeed(sql, options.deliver, options.onGap ?? (() => {}))
     : await startPollFeed(sql, options.deliver, options.pollIntervalMs ?? 50);
 }
 
-async function startNotifyFeed(sql: Sql, deliver: (message: DatabaseBroadcast) => void): Promise<RealtimeFeed> {
+async function startNotifyFeed(
+  sql: Sql,
+  deliver: (message: DatabaseBroadcast) => void,
+  onGap: () => void,
+): Promise<RealtimeFeed> {
   const pending: string[] = [];
   let draining: Promise<void> | null = null;
   let closed = false;
@@ -64,9 +74,13 @@ async function startNotifyFeed(sql: Sql, deliver: (message: DatabaseBroadcast) =
     draining = null;
   }
 
+  // postgres.js listens again by itself when its connection drops; what was committed meanwhile was not notified.
+  let listens = 0;
   const listener = await sql.listen("realtime_stand_in", (id) => {
     pending.push(id);
     draining ??= drain();
+  }, () => {
+    if (++listens > 1 && !closed) onGap();
   });
   return {
     async close() {

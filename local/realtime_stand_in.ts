@@ -81,7 +81,8 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
   const connections = new Set<Connection>();
   const subscribers = new Map<string, Set<Channel>>();
 
-  const feed: RealtimeFeed = await startRealtimeFeed(sql, { mode: options.feed, deliver });
+  // After a gap in the feed, drop every socket: clients reconnect, rejoin and read the current values again.
+  const feed: RealtimeFeed = await startRealtimeFeed(sql, { mode: options.feed, deliver, onGap: dropConnections });
 
   function deliver(message: DatabaseBroadcast) {
     const channels = subscribers.get(key(message.private, message.topic));
@@ -316,11 +317,13 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
     return typeof accessToken === "string" && !accessToken.startsWith("sb_") ? accessToken : connection.apikey;
   }
 
+  function dropConnections() {
+    for (const connection of connections) connection.socket.close(1001, "Going away");
+  }
+
   return {
     handle,
-    dropConnections() {
-      for (const connection of connections) connection.socket.close(1001, "Going away");
-    },
+    dropConnections,
     async close() {
       for (const connection of connections) connection.socket.close(1001, "Going away");
       await feed.close();

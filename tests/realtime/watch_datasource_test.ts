@@ -323,3 +323,18 @@ Deno.test("an older observation never replaces a newer one", async () => {
   assert.deepEqual(r.values.map((v) => v.values.temperature?.value), [8, 9]);
   await watch.stop();
 });
+
+Deno.test("when the stand-in's feed loses its database connection, subscribers reconnect and read again", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const { r, watch } = await liveWatch(stack, s.viewer, s.datasourceId);
+  // Kill the feed's LISTEN connection, and write while it is gone: no notification reaches the stand-in.
+  const killed = await db.sql`select pg_terminate_backend(pid) from pg_stat_activity
+    where datname = current_database() and query ilike 'listen%'`;
+  assert.equal(killed.length, 1);
+  assert.equal(await stack.post(s.apiKey, { temperature: 12 }), 200);
+  await r.until(() => r.latest().temperature?.value === 12, "the value, read again after the reconnect");
+  assert.ok(r.statuses.some((x) => x.status === "reconnecting"));
+  await watch.stop();
+});
