@@ -44,6 +44,9 @@ export async function startDurablePostgres(): Promise<{ server: PostgresServer; 
   const sql = postgres(server.url, { max: 4, onnotice: () => {} });
   await applyPlatformFixture(sql);
   await applyMigrations(sql);
+  // The fixture's notify trigger feeds the local Realtime stand-in (a pg_notify per message, which serializes
+  // commits); Supabase has no such trigger, and nothing listens here. bench:realtime measures it separately.
+  await sql`alter table realtime.messages disable trigger stand_in_notify_message`;
   await warmWalFiles(sql, 64);
   return { server, sql };
 }
