@@ -6,8 +6,11 @@ local keys = dofile(os.getenv("BENCH_KEYS_FILE"))
 local body = os.getenv("BENCH_BODY")
 local idempotent = os.getenv("BENCH_IDEMPOTENCY") == "1"
 local run = os.getenv("BENCH_RUN") or "0"
-local counter = 0
-local thread_id = 0
+-- Globals, not locals: thread:set writes a global of each thread's own Lua
+-- state, which request() would not see through a local of the same name (both
+-- threads would then send the same keys, and half the requests would replay).
+counter = 0
+thread_id = 0
 
 function setup(thread)
   thread_id = thread_id + 1
