@@ -87,6 +87,8 @@ declare
   v_moved jsonb;
   v_sent int;
   v_results jsonb;
+  -- The messages' received_at in the API's form (now() is the transaction's start: one value per call).
+  v_received_at text := to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 begin
   -- Each request, its key checked; a request whose ids cannot be read finds no key (PT401).
   v_requests := array(
@@ -110,10 +112,18 @@ begin
       end,
       null
     )::private.gateway_request
-    from jsonb_array_elements(case when jsonb_typeof(p_requests) = 'array' then p_requests else '[]' end)
-      with ordinality r (value, ord)
+    from (
+      -- Ids read once per request, guarded by their pattern (offset 0 keeps them out of the join condition).
+      select e.value, e.ord,
+        case when e.value ->> 'key_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' then (e.value ->> 'key_id')::uuid end as key_id,
+        case when e.value ->> 'datasource_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' then (e.value ->> 'datasource_id')::uuid end
+          as datasource_id
+      from jsonb_array_elements(case when jsonb_typeof(p_requests) = 'array' then p_requests else '[]' end)
+        with ordinality e (value, ord)
+      offset 0
+    ) r
     left join public.datasource_api_keys k
-      on k.id = private.to_uuid(r.value ->> 'key_id') and k.datasource_id = private.to_uuid(r.value ->> 'datasource_id')
+      on k.id = r.key_id and k.datasource_id = r.datasource_id
     left join public.datasources d on d.id = k.datasource_id
     order by r.ord
   );
@@ -219,10 +229,10 @@ begin
     select realtime.send(
       jsonb_build_object(
         'datasource_id', u.datasource_id,
-        'observed_at', max(u.observed_at),
-        'received_at', now(),
+        'observed_at', to_char(max(u.observed_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'received_at', v_received_at,
         'values', jsonb_object_agg(u.data_key, u.value),
-        'observed_at_by_key', jsonb_object_agg(u.data_key, u.observed_at)
+        'observed_at_by_key', jsonb_object_agg(u.data_key, to_char(u.observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
       ),
       'values',
       'datasource:' || u.datasource_id::text,

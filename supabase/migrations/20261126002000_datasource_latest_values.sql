@@ -6,14 +6,18 @@
 -- of the datasource's workspace gets its values, anyone else an empty list
 -- (the same answer as for a datasource that does not exist). Only signed-in
 -- users may call it; the function and service role read the table directly.
+-- Times as text in the API's form (UTC, `Z`, milliseconds): a timestamptz column reaches clients as
+-- `…123456+00:00`.
 create function public.datasource_latest_values(p_datasource_id uuid)
-returns table (data_key text, value jsonb, observed_at timestamptz, received_at timestamptz)
+returns table (data_key text, value jsonb, observed_at text, received_at text)
 language sql
 stable
 security invoker
 set search_path = ''
 as $$
-  select v.data_key, v.value, v.observed_at, v.received_at
+  select v.data_key, v.value,
+    to_char(v.observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    to_char(v.received_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
   from public.datasource_values v
   where v.datasource_id = p_datasource_id
   order by v.data_key;
