@@ -11,15 +11,18 @@
  *    second, and their ratio (the physical limit).
  *
  * Options: --duration=10 --connections=64 --rounds=2 --datasources=100
- *          --readings=100000 --batch=1000 --clients=4
+ *          --readings=100000 --batch=1000 --clients=4 (--readings=0: no backfill)
  */
 import {
   COMBINED_PAYLOAD,
+  cpuSeconds,
+  postgresCpuSeconds,
   progress,
   readingsCount,
   requireTool,
   round,
   seedDatasources,
+  type SeededKey,
   startDurablePostgres,
   startFunction,
   wrk,
@@ -49,11 +52,12 @@ try {
   await wrk(started.url, { keys, connections: 16, durationS: 5, script: "idempotent.lua", env: { BENCH_RUN: "w" } });
 
   const phases: Record<string, number[]> = { without: [], with: [] };
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let r = 0; r < ROUNDS; r++) {
     for (const phase of ["without", "with"] as const) {
       await sql`vacuum (analyze)`;
       await sql`checkpoint`;
-      const env = { BENCH_IDEMPOTENCY: phase === "with" ? "1" : "0", BENCH_RUN: `${round}` };
+      const env = { BENCH_IDEMPOTENCY: phase === "with" ? "1" : "0", BENCH_RUN: `${r}` };
+      const cpuBefore = { fn: cpuSeconds(started.process.pid), pg: postgresCpuSeconds(server.dataDir) };
       const figures = await wrk(started.url, {
         keys,
         connections: CONNECTIONS,
@@ -63,13 +67,50 @@ try {
       });
       if (figures.non_2xx > 0) throw new Error(`${figures.non_2xx} non-2xx responses ${phase} Idempotency-Key`);
       phases[phase]!.push(figures.requests_per_s);
-      progress("gateway", `${phase} Idempotency-Key: ${figures.requests_per_s} req/s, p99 ${figures.p99_ms} ms`);
+      // CPU per request, in microseconds: where a difference between the phases comes from.
+      const requests = figures.requests_per_s * DURATION_S;
+      const fnUs = round((cpuSeconds(started.process.pid) - cpuBefore.fn) / requests * 1e6);
+      const pgUs = round((postgresCpuSeconds(server.dataDir) - cpuBefore.pg) / requests * 1e6);
+      progress(
+        "gateway",
+        `${phase} Idempotency-Key: ${figures.requests_per_s} req/s, p99 ${figures.p99_ms} ms, ` +
+          `CPU per request: function ${fnUs} µs, PostgreSQL ${pgUs} µs`,
+      );
     }
   }
   const mean = (list: number[]) => list.reduce((a, b) => a + b, 0) / list.length;
   const idempotencyRatio = round(mean(phases.with!) / mean(phases.without!));
 
-  // Backfill through the endpoint.
+  const backfilled = READINGS > 0 ? await backfill(keys, started.url) : undefined;
+  console.log(`\nMachine: ${navigator.hardwareConcurrency} cores; PostgreSQL with fsync and synchronous_commit on\n`);
+  console.log("| measure | figure |");
+  console.log("| --- | --- |");
+  console.log(
+    `| main benchmark, ${CONNECTIONS} connections, req/s without / with Idempotency-Key (${ROUNDS} rounds of ${DURATION_S}s each) | ${
+      phases.without!.join(", ")
+    } / ${phases.with!.join(", ")} |`,
+  );
+  console.log(`| with / without | ${idempotencyRatio} |`);
+  if (backfilled) {
+    const { readings, endpointRate, copyRate } = backfilled;
+    console.log(
+      `| backfill: readings/s, ${BATCH}-reading batches, ${CLIENTS} clients (${readings} readings) | ${endpointRate} |`,
+    );
+    console.log(`| COPY of the same readings into datasource_readings: readings/s | ${copyRate} |`);
+    console.log(`| endpoint / COPY | ${round(endpointRate / copyRate)} |`);
+  }
+} finally {
+  fn?.kill("SIGTERM");
+  await fn?.status;
+  await sql.end();
+  await server.stop();
+}
+
+/** Sends READINGS readings in BATCH-reading requests, then COPYs the same readings: readings per second of each. */
+async function backfill(
+  keys: SeededKey[],
+  url: string,
+): Promise<{ readings: number; endpointRate: number; copyRate: number }> {
   const start = Date.now() - READINGS * 10;
   const batches = Math.ceil(READINGS / BATCH);
   const bodies = (b: number) =>
@@ -87,7 +128,7 @@ try {
   await Promise.all(Array.from({ length: CLIENTS }, async () => {
     while (next < batches) {
       const b = next++;
-      const res = await fetch(started.url, {
+      const res = await fetch(url, {
         method: "POST",
         headers: { "X-API-Key": keys[b % keys.length]!.apiKey, "Content-Type": "application/json" },
         body: bodies(b),
@@ -115,7 +156,7 @@ try {
   }
   const copyBegan = performance.now();
   const writable = await sql`copy public.datasource_readings (datasource_id, data_key, value, observed_at, received_at)
-    from stdin`.writable();
+      from stdin`.writable();
   const encoder = new TextEncoder();
   for (let i = 0; i < lines.length; i += 10_000) {
     const chunk = encoder.encode(lines.slice(i, i + 10_000).join(""));
@@ -125,28 +166,7 @@ try {
     writable.end((error?: Error | null) => error ? reject(error) : resolve())
   );
   const copyS = (performance.now() - copyBegan) / 1000;
-
   const endpointRate = round((batches * BATCH) / endpointS);
   const copyRate = round((batches * BATCH) / copyS);
-  console.log(`\nMachine: ${navigator.hardwareConcurrency} cores; PostgreSQL with fsync and synchronous_commit on\n`);
-  console.log("| measure | figure |");
-  console.log("| --- | --- |");
-  console.log(
-    `| main benchmark, ${CONNECTIONS} connections, req/s without / with Idempotency-Key (${ROUNDS} rounds of ${DURATION_S}s each) | ${
-      phases.without!.join(", ")
-    } / ${phases.with!.join(", ")} |`,
-  );
-  console.log(`| with / without | ${idempotencyRatio} |`);
-  console.log(
-    `| backfill: readings/s, ${BATCH}-reading batches, ${CLIENTS} clients (${
-      batches * BATCH
-    } readings) | ${endpointRate} |`,
-  );
-  console.log(`| COPY of the same readings into datasource_readings: readings/s | ${copyRate} |`);
-  console.log(`| endpoint / COPY | ${round(endpointRate / copyRate)} |`);
-} finally {
-  fn?.kill("SIGTERM");
-  await fn?.status;
-  await sql.end();
-  await server.stop();
+  return { readings: batches * BATCH, endpointRate, copyRate };
 }

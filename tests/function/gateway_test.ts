@@ -315,28 +315,3 @@ Deno.test("?observed_at= follows the time rules, and a + turned into a space say
   assert.equal(okBody.observed_at, new Date(ms).toISOString());
   assert.match(okBody.received_at, UTC_MS);
 });
-
-Deno.test("the database expires Idempotency-Key records older than a day as it writes", async () => {
-  await using db = await createTestDatabase();
-  const s = await seedWorkspace(db.sql);
-  await db.sql`insert into private.idempotency_keys (key_id, idempotency_key, request_hash, response, created_at)
-    values (${s.keyId}, 'old', 'h', '{}', now() - interval '25 hours'),
-           (${s.keyId}, 'recent', 'h', '{}', now() - interval '23 hours')`;
-  // One call in twenty that records keys expires old ones: 300 calls miss it with probability 0.95^300 < 1e-6.
-  for (let i = 0; i < 300; i++) {
-    await db.sql`select public.ingest_write_readings(${
-      db.sql.json([{
-        datasource_id: s.datasourceId,
-        key_id: s.keyId,
-        readings: [{ t: null, v: { temperature: i } }],
-        idempotency_key: `k${i}`,
-        request_hash: "h",
-      }] as never)
-    })`;
-    const [old] = await db.sql`select count(*)::int as n from private.idempotency_keys where idempotency_key = 'old'`;
-    if (old!.n === 0) break;
-  }
-  const left = await db
-    .sql`select idempotency_key from private.idempotency_keys where idempotency_key in ('old', 'recent')`;
-  assert.deepEqual(left.map((r) => r.idempotency_key), ["recent"]);
-});

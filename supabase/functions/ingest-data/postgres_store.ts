@@ -63,7 +63,11 @@ interface PendingWrite {
  */
 interface BatchResult {
   received_at: string;
-  results?: ({ observed_at: string; superseded: string[] } | { code: string })[];
+  results?: (
+    | { observed_at: string; superseded: string[] }
+    | { replay: { observed_at: string; superseded: string[]; received_at: string } }
+    | { code: string }
+  )[];
 }
 
 const NETWORK_CODES = new Set([
@@ -129,7 +133,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     if (lane.busy || lane.queue.length === 0) return;
     lane.busy = true;
     const batch = lane.queue.splice(0, batchLength(lane.queue));
-    (batch[0]!.request.readings ? runReadings(batch) : run(batch)).then((answer) => {
+    (isReadings(batch[0]!.request) ? runReadings(batch) : run(batch)).then((answer) => {
       for (const { request } of batch) leave(request.datasourceId);
       // The next batch goes to the database before this one's requests are answered.
       lane.busy = false;
@@ -146,26 +150,34 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
    * waits for the first's answer to be recorded, then replays it).
    */
   function batchLength(queue: PendingWrite[]): number {
-    const readings = queue[0]!.request.readings !== undefined;
+    const readings = isReadings(queue[0]!.request);
     const limit = Math.min(queue.length, maxBatch);
     let count = 1;
-    if (!readings) {
-      while (count < limit && !queue[count]!.request.readings) count++;
-      return count;
-    }
-    let total = queue[0]!.request.readings!.length;
     const keys = new Set<string>();
     const first = queue[0]!.request;
     if (first.idempotency) keys.add(`${first.keyId} ${first.idempotency.key}`);
+    if (!readings) {
+      while (count < limit && !isReadings(queue[count]!.request)) {
+        const { idempotency, keyId } = queue[count]!.request;
+        if (idempotency) {
+          const key = `${keyId} ${idempotency.key}`;
+          if (keys.has(key)) break;
+          keys.add(key);
+        }
+        count++;
+      }
+      return count;
+    }
+    let total = first.readings!.length;
     while (count < limit) {
       const next = queue[count]!.request;
-      if (!next.readings || total + next.readings.length > MAX_CALL_READINGS) break;
+      if (!isReadings(next) || total + next.readings!.length > MAX_CALL_READINGS) break;
       if (next.idempotency) {
         const key = `${next.keyId} ${next.idempotency.key}`;
         if (keys.has(key)) break;
         keys.add(key);
       }
-      total += next.readings.length;
+      total += next.readings!.length;
       count++;
     }
     return count;
@@ -193,7 +205,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   /** Writes a batch; resolves (never rejects) to the function that answers its requests. */
   async function run(batch: PendingWrite[]): Promise<() => void> {
     try {
-      if (batch.length === 1) {
+      if (batch.length === 1 && !batch[0]!.request.idempotency) {
         // A request alone goes through ingest_write, which costs less than a batch of one.
         const [{ request, resolve }] = batch as [PendingWrite];
         const result = await writeOne(request);
@@ -202,13 +214,11 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       const { received_at, results } = await writeMany(batch.map(({ request }) => request));
       return () =>
         batch.forEach(({ request, resolve, reject }, i) => {
-          const item = results ? results[i] : { observed_at: received_at, superseded: [] };
-          if (item && "observed_at" in item) {
-            const { observed_at, superseded } = item;
-            resolve({ stored: storedKeys(request.values), superseded, observed_at, received_at });
-          } else {
-            reject(toStoreError({ name: "PostgresError", code: item?.code, message: REFUSALS[item?.code ?? ""] }));
-          }
+          const outcome = batchOutcome(request, results ? results[i] : { observed_at: received_at, superseded: [] }, {
+            receivedAt: received_at,
+          });
+          if (outcome instanceof StoreError) reject(outcome);
+          else resolve(outcome);
         });
     } catch (error) {
       const failure = toStoreError(error);
@@ -225,9 +235,15 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   async function runAlone(batch: PendingWrite[]): Promise<() => void> {
     const outcomes: (() => void)[] = [];
     for (const { request, resolve, reject } of batch) {
-      const write = request.readings
+      const write = isReadings(request)
         ? writeReadings([request]).then(([item]) => {
           const outcome = readingsOutcome(request, item);
+          if (outcome instanceof StoreError) throw outcome;
+          return outcome;
+        })
+        : request.idempotency
+        ? writeMany([request]).then(({ received_at, results }) => {
+          const outcome = batchOutcome(request, results?.[0], { receivedAt: received_at });
           if (outcome instanceof StoreError) throw outcome;
           return outcome;
         })
@@ -252,7 +268,10 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       datasource_id: request.datasourceId,
       key_id: request.keyId,
       values: request.values,
-      observed_at: request.observedAt ?? null,
+      observed_at: (request.idempotency ? request.readings?.[0]?.observedAt : request.observedAt) ?? null,
+      ...(request.idempotency
+        ? { idempotency_key: request.idempotency.key, request_hash: request.idempotency.hash }
+        : {}),
     }));
     const [row] = await query(`select public.ingest_write_batch(${sqlLiteral(JSON.stringify(batch))}::jsonb) as r`);
     return row!.r as BatchResult;
@@ -295,6 +314,35 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * Whether a request goes to ingest_write_readings: readings with their own
+ * times. A single payload with an Idempotency-Key also comes as one reading of
+ * the same values (what the supabase store sends); it goes to
+ * ingest_write_batch, which records and replays its answer at less cost.
+ */
+function isReadings(request: WriteRequest): boolean {
+  const readings = request.readings;
+  if (!readings) return false;
+  return !(request.idempotency && readings.length === 1 && readings[0]!.values === request.values);
+}
+
+/** The WriteResult of one `ingest_write_batch` result, or the StoreError refusing it. */
+function batchOutcome(
+  request: WriteRequest,
+  item: NonNullable<BatchResult["results"]>[number] | undefined,
+  options: { receivedAt: string },
+): WriteResult | StoreError {
+  if (item && "replay" in item) {
+    const { observed_at, superseded, received_at } = item.replay;
+    return { stored: storedKeys(request.values), superseded, observed_at, received_at, replayed: true };
+  }
+  if (item && "observed_at" in item) {
+    const { observed_at, superseded } = item;
+    return { stored: storedKeys(request.values), superseded, observed_at, received_at: options.receivedAt };
+  }
+  return toStoreError({ name: "PostgresError", code: item?.code, message: REFUSALS[item?.code ?? ""] });
 }
 
 /** The DataKeys of a request in code point order, as `ingest_write` lists them. */
