@@ -68,8 +68,7 @@ create type private.batch_request as (
 -- an optional `idempotency_key` and `request_hash` per request, with
 -- ingest_write_readings' rules: looked up once the datasources are locked,
 -- replayed (`{"replay": <answer>}`) with the same hash, PT422 with another,
--- PT400 when malformed; the answer recorded in the same transaction. A call
--- with such a request always returns `results`.
+-- PT400 when malformed; the answer recorded in the same transaction.
 --
 -- The answer recorded is `{observed_at, superseded, received_at}`: all a
 -- single payload's response needs (`stored` is its own DataKeys). Only a
@@ -278,40 +277,46 @@ begin
   v_superseded := v_latest < v_pairs
     or exists (select 1 from unnest(v_requests) q where q.error is null and q.observed_at <> now());
 
-  if not v_idempotent and not v_superseded and not exists (select 1 from unnest(v_requests) q where q.error is not null)
-  then
+  -- The usual case, every request stored and observed now with nothing
+  -- superseded, is answered without results: each is `{observed_at:
+  -- received_at, superseded: []}`.
+  if v_superseded or exists (select 1 from unnest(v_requests) q where q.error is not null) then
+    v_results := (
+      select coalesce(jsonb_agg(
+        case when q.error = 'replay' then jsonb_build_object('replay', q.replay)
+        when q.error is not null then jsonb_build_object('code', q.error)
+        else jsonb_build_object('observed_at', q.observed_at, 'superseded', case when v_superseded then coalesce((
+            select jsonb_agg(v.data_key order by v.data_key collate "C")
+            from public.datasource_values v
+            where v.datasource_id = q.datasource_id and v.data_key in (select jsonb_object_keys(q.vals))
+              and v.observed_at > q.observed_at
+          ), '[]'::jsonb) else '[]'::jsonb end)
+        end
+        order by q.i
+      ), '[]'::jsonb)
+      from unnest(v_requests) q
+    );
+  end if;
+
+  -- Record the answers of the requests that sent an Idempotency-Key, and expire old records.
+  if v_idempotent then
+    insert into private.idempotency_keys (key_id, idempotency_key, request_hash, response)
+    select q.key_id, q.idempotency_key, q.request_hash, jsonb_build_object(
+      'observed_at', coalesce(v_results -> (q.i - 1) -> 'observed_at', to_jsonb(q.observed_at)),
+      'superseded', coalesce(v_results -> (q.i - 1) -> 'superseded', '[]'::jsonb),
+      'received_at', now()
+    )
+    from unnest(v_requests) q
+    where q.error is null and q.idempotency_key is not null;
+    get diagnostics v_recorded = row_count;
+    if v_recorded > 0 then
+      perform private.expire_idempotency_keys(v_recorded);
+    end if;
+  end if;
+
+  if v_results is null then
     return jsonb_build_object('received_at', now());
   end if;
-  v_results := (
-    select coalesce(jsonb_agg(
-      case when q.error = 'replay' then jsonb_build_object('replay', q.replay)
-      when q.error is not null then jsonb_build_object('code', q.error)
-      else jsonb_build_object('observed_at', q.observed_at, 'superseded', case when v_superseded then coalesce((
-          select jsonb_agg(v.data_key order by v.data_key collate "C")
-          from public.datasource_values v
-          where v.datasource_id = q.datasource_id and v.data_key in (select jsonb_object_keys(q.vals))
-            and v.observed_at > q.observed_at
-        ), '[]'::jsonb) else '[]'::jsonb end)
-      end
-      order by q.i
-    ), '[]'::jsonb)
-    from unnest(v_requests) q
-  );
-  if not v_idempotent then
-    return jsonb_build_object('received_at', now(), 'results', v_results);
-  end if;
-
-  -- Record the answers of the requests that sent an Idempotency-Key.
-  insert into private.idempotency_keys (key_id, idempotency_key, request_hash, response)
-  select q.key_id, q.idempotency_key, q.request_hash, v_results -> (q.i - 1) || jsonb_build_object('received_at', now())
-  from unnest(v_requests) q
-  where q.error is null and q.idempotency_key is not null;
-
-  get diagnostics v_recorded = row_count;
-  if v_recorded > 0 then
-    perform private.expire_idempotency_keys(v_recorded);
-  end if;
-
   return jsonb_build_object('received_at', now(), 'results', v_results);
 end;
 $$;

@@ -211,12 +211,10 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
         const result = await writeOne(request);
         return () => resolve(result);
       }
-      const { received_at, results } = await writeMany(batch.map(({ request }) => request));
+      const answer = await writeMany(batch.map(({ request }) => request));
       return () =>
         batch.forEach(({ request, resolve, reject }, i) => {
-          const outcome = batchOutcome(request, results ? results[i] : { observed_at: received_at, superseded: [] }, {
-            receivedAt: received_at,
-          });
+          const outcome = batchOutcome(request, answer, i);
           if (outcome instanceof StoreError) reject(outcome);
           else resolve(outcome);
         });
@@ -242,8 +240,8 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
           return outcome;
         })
         : request.idempotency
-        ? writeMany([request]).then(({ received_at, results }) => {
-          const outcome = batchOutcome(request, results?.[0], { receivedAt: received_at });
+        ? writeMany([request]).then((answer) => {
+          const outcome = batchOutcome(request, answer, 0);
           if (outcome instanceof StoreError) throw outcome;
           return outcome;
         })
@@ -328,19 +326,18 @@ function isReadings(request: WriteRequest): boolean {
   return !(request.idempotency && readings.length === 1 && readings[0]!.values === request.values);
 }
 
-/** The WriteResult of one `ingest_write_batch` result, or the StoreError refusing it. */
-function batchOutcome(
-  request: WriteRequest,
-  item: NonNullable<BatchResult["results"]>[number] | undefined,
-  options: { receivedAt: string },
-): WriteResult | StoreError {
+/** The WriteResult of request `i` of an `ingest_write_batch` answer, or the StoreError refusing it. */
+function batchOutcome(request: WriteRequest, answer: BatchResult, i: number): WriteResult | StoreError {
+  const { received_at, results } = answer;
+  // Without results, every request was stored, observed when received, with nothing superseded.
+  const item = results ? results[i] : { observed_at: received_at, superseded: [] };
   if (item && "replay" in item) {
     const { observed_at, superseded, received_at } = item.replay;
     return { stored: storedKeys(request.values), superseded, observed_at, received_at, replayed: true };
   }
   if (item && "observed_at" in item) {
     const { observed_at, superseded } = item;
-    return { stored: storedKeys(request.values), superseded, observed_at, received_at: options.receivedAt };
+    return { stored: storedKeys(request.values), superseded, observed_at, received_at };
   }
   return toStoreError({ name: "PostgresError", code: item?.code, message: REFUSALS[item?.code ?? ""] });
 }
