@@ -10,7 +10,7 @@
  *    same readings (three rows each) into datasource_readings: readings per
  *    second, and their ratio (the physical limit).
  *
- * Options: --duration=10 --connections=64 --rounds=2 --datasources=100
+ * Options: --duration=10 --connections=64 --rounds=4 --datasources=100
  *          --readings=100000 --batch=1000 --clients=4 (--readings=0: no backfill)
  */
 import {
@@ -33,7 +33,7 @@ const args = Object.fromEntries(
 );
 const DURATION_S = Number(args.duration ?? 10);
 const CONNECTIONS = Number(args.connections ?? 64);
-const ROUNDS = Number(args.rounds ?? 2);
+const ROUNDS = Number(args.rounds ?? 4);
 const DATASOURCES = Number(args.datasources ?? 100);
 const READINGS = Number(args.readings ?? 100_000);
 const BATCH = Number(args.batch ?? 1000);
