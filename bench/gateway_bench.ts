@@ -5,6 +5,8 @@
  * 1. Idempotency-Key: wrk drives the documentation's combined payload over all
  *    keys without, then with a new Idempotency-Key on every request
  *    (in ABBA order, `--rounds` times each); the ratio of requests per second.
+ *    `--expired` records older than a day are there first, so that keyed
+ *    calls also expire records, as they do in steady state.
  * 2. Backfill: `--readings` readings of the combined payload in batches of
  *    `--batch` through the endpoint (`--clients` at once), then COPY of the
  *    same readings (three rows each) into datasource_readings: readings per
@@ -12,6 +14,7 @@
  *
  * Options: --duration=10 --connections=64 --rounds=4 --datasources=100
  *          --readings=100000 --batch=1000 --clients=4 (--readings=0: no backfill)
+ *          --expired=300000
  */
 import {
   COMBINED_PAYLOAD,
@@ -38,6 +41,7 @@ const DATASOURCES = Number(args.datasources ?? 100);
 const READINGS = Number(args.readings ?? 100_000);
 const BATCH = Number(args.batch ?? 1000);
 const CLIENTS = Number(args.clients ?? 4);
+const EXPIRED = Number(args.expired ?? 300_000);
 
 await requireTool("wrk", "wrk");
 // Batches are limited by the readings bucket in production; the benchmark measures the write path.
@@ -46,6 +50,12 @@ const { server, sql } = await startDurablePostgres();
 let fn: Deno.ChildProcess | undefined;
 try {
   const keys = await seedDatasources(sql, DATASOURCES);
+  // Steady state: records older than a day that each keyed write call deletes as it records new ones.
+  progress("gateway", `seeding ${EXPIRED} Idempotency-Key records older than 24 hours`);
+  await sql`insert into private.idempotency_keys (key_id, idempotency_key, request_hash, response, created_at)
+    select (${keys.map((k) => k.keyId)}::uuid[])[1 + g % ${keys.length}], 'expired-' || g, 'h', '{}',
+      now() - interval '25 hours' - g * interval '1 millisecond'
+    from generate_series(1, ${EXPIRED}) g`;
   const started = await startFunction(server.url);
   fn = started.process;
   progress("gateway", "warming up for 5s");

@@ -17,17 +17,22 @@
 -- 4. Expiry looked for old records through a BRIN index, whose unsummarised
 --    tail (every recent page) it scanned each time: 5-7 ms a look, so it
 --    looked in one call in twenty. A btree on created_at answers "nothing
---    expired" with one index probe, so every call that records keys now
+--    expired" with an index probe, so every call that records keys now
 --    expires some: deterministic, and never behind.
 
+-- Built in place (not concurrently: migrations run in a transaction). The
+-- table holds about a day of records; keyed writes wait while it builds.
 drop index private.idempotency_keys_created_at_idx;
 create index idempotency_keys_created_at_idx on private.idempotency_keys (created_at);
 
 -- Deletes Idempotency-Key records older than 24 hours, oldest first, twice as
 -- many as the caller just recorded (at least 100): the table shrinks as fast
 -- as it grows, with no scheduler (pg_cron is not on every PostgreSQL this
--- project runs on). When nothing is expired, it costs one index probe.
--- The ctid list makes the delete a TID scan whatever the planner guesses.
+-- project runs on). When nothing is expired, it costs one index probe (and a
+-- walk over index entries of deleted records that vacuum has not cleared).
+-- Rows another call is deleting are skipped (skip locked), so that concurrent
+-- write calls, of any datasource, never wait on each other here. The ctid list
+-- makes the delete a TID scan whatever the planner guesses.
 create function private.expire_idempotency_keys(p_recorded int)
 returns void
 language plpgsql
@@ -42,6 +47,7 @@ begin
     where o.created_at < now() - interval '24 hours'
     order by o.created_at
     limit greatest(100, 2 * p_recorded)
+    for update skip locked
   ));
 end;
 $$;

@@ -76,9 +76,22 @@ Deno.test("ingest_write_batch records, replays and refuses Idempotency-Keys as i
   assert.ok(results[2]?.observed_at);
   assert.equal(await readingsCount(db.sql), stored + 2);
 
+  // Each malformed key field is refused alone: empty, not a string, over 255 characters, no request_hash.
+  const { idempotency_key: _key, request_hash: _hash, ...bare } = request("x", "h", 9);
+  const malformed = await batch(db.sql, [
+    { ...bare, idempotency_key: "", request_hash: "h" },
+    { ...bare, idempotency_key: 42, request_hash: "h" },
+    { ...bare, idempotency_key: "k".repeat(256), request_hash: "h" },
+    { ...bare, idempotency_key: "k" },
+    plain,
+  ]);
+  assert.deepEqual(malformed.slice(0, 4), Array(4).fill({ code: "PT400" }));
+  assert.ok(malformed[4]?.observed_at);
+  assert.equal(await readingsCount(db.sql), stored + 3);
+
   // A key twice in one call fails the call on the record's primary key: nothing of it is stored.
   await assert.rejects(batch(db.sql, [request("c", "h", 8), request("c", "h", 8), plain]), { code: "23505" });
-  assert.equal(await readingsCount(db.sql), stored + 2);
+  assert.equal(await readingsCount(db.sql), stored + 3);
   const keys = await db.sql`select idempotency_key from private.idempotency_keys order by idempotency_key`;
   assert.deepEqual(keys.map((k) => k.idempotency_key), ["a", "b"]);
 });
@@ -125,45 +138,85 @@ Deno.test("the database expires Idempotency-Key records older than a day as it r
   assert.deepEqual(await age(), ["recent"]);
 });
 
-Deno.test("key lookups never scan private.idempotency_keys, even with plans made while it was empty", async () => {
+/** Writes five keyed requests through one write function, in the session given. */
+type KeyedWriter = (session: Sql, s: { datasourceId: string; keyId: string }, n: number) => Promise<unknown>;
+
+const keyedWriters: Record<string, KeyedWriter> = {
+  ingest_write_batch: (session, s, n) =>
+    session`select public.ingest_write_batch(${
+      session.json(Array.from({ length: 5 }, (_, i) => ({
+        datasource_id: s.datasourceId,
+        key_id: s.keyId,
+        values: { temperature: n },
+        idempotency_key: `b${n}-${i}`,
+        request_hash: "h",
+      })) as never)
+    })`,
+  ingest_write_readings: (session, s, n) =>
+    session`select public.ingest_write_readings(${
+      session.json(Array.from({ length: 5 }, (_, i) => ({
+        datasource_id: s.datasourceId,
+        key_id: s.keyId,
+        readings: [{ t: null, v: { temperature: n } }],
+        idempotency_key: `r${n}-${i}`,
+        request_hash: "h",
+      })) as never)
+    })`,
+};
+
+for (const [name, write] of Object.entries(keyedWriters)) {
+  Deno.test(`${name} never scans private.idempotency_keys, even with plans made while it was empty`, async () => {
+    await using db = await createTestDatabase();
+    const s = await seedWorkspace(db.sql);
+    // Statistics that say "empty", then one session whose cached plans are made by its first call.
+    await db.sql`analyze private.idempotency_keys`;
+    const session = await db.sql.reserve();
+    try {
+      await write(session, s, 0);
+      // The table grows under the cached plans (no analyze), then the function looks keys up again.
+      await session`insert into private.idempotency_keys (key_id, idempotency_key, request_hash, response)
+        select ${s.keyId}, 'bulk' || g, 'h', '{}' from generate_series(1, 20000) g`;
+      for (let n = 1; n <= 3; n++) await write(session, s, n);
+      await session`select pg_stat_force_next_flush()`;
+    } finally {
+      session.release();
+    }
+    // Probes only: no scan of the table, and no index scan that reads it all (a hash join over the index would).
+    const [stats] = await db.sql`select seq_scan, idx_scan, idx_tup_fetch from pg_stat_user_tables
+      where relid = 'private.idempotency_keys'::regclass`;
+    assert.equal(Number(stats!.seq_scan), 0);
+    assert.ok(Number(stats!.idx_scan) >= 15, `idx_scan ${stats!.idx_scan}`);
+    assert.ok(Number(stats!.idx_tup_fetch) < 1000, `idx_tup_fetch ${stats!.idx_tup_fetch}`);
+  });
+}
+
+Deno.test("expiry never makes one write call wait for another's", async () => {
   await using db = await createTestDatabase();
-  const s = await seedWorkspace(db.sql);
-  // One session: its cached plans are made by the first calls, on an empty table.
-  const session = await db.sql.reserve();
+  const a = await seedWorkspace(db.sql);
+  const b = await seedWorkspace(db.sql);
+  await db.sql`insert into private.idempotency_keys (key_id, idempotency_key, request_hash, response, created_at)
+    select ${a.keyId}, 'old' || g, 'h', '{}', now() - interval '25 hours' from generate_series(1, 500) g`;
+  const keyed = (s: { datasourceId: string; keyId: string }, key: string) => [{
+    datasource_id: s.datasourceId,
+    key_id: s.keyId,
+    values: { temperature: 1 },
+    idempotency_key: key,
+    request_hash: "h",
+  }];
+  // The first call expires the oldest records and stays open; the second, on another datasource, expires others.
+  const first = await db.sql.reserve();
+  const second = await db.sql.reserve();
   try {
-    let n = 0;
-    const write = async () => {
-      n++;
-      await session`select public.ingest_write_batch(${
-        session.json([{
-          datasource_id: s.datasourceId,
-          key_id: s.keyId,
-          values: { temperature: n },
-          idempotency_key: `b${n}`,
-          request_hash: "h",
-        }] as never)
-      })`;
-      await session`select public.ingest_write_readings(${
-        session.json([{
-          datasource_id: s.datasourceId,
-          key_id: s.keyId,
-          readings: [{ t: null, v: { temperature: n } }],
-          idempotency_key: `r${n}`,
-          request_hash: "h",
-        }] as never)
-      })`;
-    };
-    await write();
-    // The table grows under the cached plans (no analyze), then both functions look keys up again.
-    await session`insert into private.idempotency_keys (key_id, idempotency_key, request_hash, response)
-      select ${s.keyId}, 'bulk' || g, 'h', '{}' from generate_series(1, 20000) g`;
-    for (let i = 0; i < 3; i++) await write();
-    await session`select pg_stat_force_next_flush()`;
+    await first`begin`;
+    await first`select public.ingest_write_batch(${first.json(keyed(a, "x1") as never)})`;
+    await second`set statement_timeout = '2s'`;
+    await second`select public.ingest_write_batch(${second.json(keyed(b, "y1") as never)})`;
+    await first`commit`;
   } finally {
-    session.release();
+    first.release();
+    second.release();
   }
-  const [stats] = await db.sql`select seq_scan, idx_scan from pg_stat_user_tables
-    where relid = 'private.idempotency_keys'::regclass`;
-  assert.equal(Number(stats!.seq_scan), 0);
-  assert.ok(Number(stats!.idx_scan) >= 8, `idx_scan ${stats!.idx_scan}`);
+  const [left] = await db
+    .sql`select count(*)::int as n from private.idempotency_keys where idempotency_key like 'old%'`;
+  assert.equal(left!.n, 300);
 });

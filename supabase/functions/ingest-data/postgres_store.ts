@@ -266,7 +266,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       datasource_id: request.datasourceId,
       key_id: request.keyId,
       values: request.values,
-      observed_at: (request.idempotency ? request.readings?.[0]?.observedAt : request.observedAt) ?? null,
+      observed_at: request.observedAt ?? request.readings?.[0]?.observedAt ?? null,
       ...(request.idempotency
         ? { idempotency_key: request.idempotency.key, request_hash: request.idempotency.hash }
         : {}),
