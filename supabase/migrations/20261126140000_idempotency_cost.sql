@@ -26,9 +26,10 @@ drop index private.idempotency_keys_created_at_idx;
 create index idempotency_keys_created_at_idx on private.idempotency_keys (created_at);
 
 -- Deletes Idempotency-Key records older than 24 hours, oldest first, twice as
--- many as the caller just recorded (at least 100): the table shrinks as fast
--- as it grows, with no scheduler (pg_cron is not on every PostgreSQL this
--- project runs on). When nothing is expired, it costs one index probe (and a
+-- many as the caller just recorded (at least 20): it keeps up with records
+-- expiring at the rate they were written a day ago, and catches up with any
+-- backlog, with no scheduler (pg_cron is not on every PostgreSQL this project
+-- runs on). When nothing is expired, it costs one index probe (and a
 -- walk over index entries of deleted records that vacuum has not cleared).
 -- Rows another call is deleting are skipped (skip locked), so that concurrent
 -- write calls, of any datasource, never wait on each other here. The ctid list
@@ -46,7 +47,7 @@ begin
     select o.ctid from private.idempotency_keys o
     where o.created_at < now() - interval '24 hours'
     order by o.created_at
-    limit greatest(100, 2 * p_recorded)
+    limit greatest(20, 2 * p_recorded)
     for update skip locked
   ));
 end;
