@@ -130,6 +130,23 @@ Deno.test("supabase store: readings and Idempotency-Key through rpc('ingest_writ
   assert.equal(latest!.value, 1);
 });
 
+Deno.test("supabase store: a single payload with an Idempotency-Key is stored once and replayed", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using postgrest = postgrestStandIn(db.sql);
+  const handle = supabaseHandler(postgrest.url);
+  const headers = { "Idempotency-Key": "supabase-store-single" };
+  const first = await handle(postRequest({ temperature: 3 }, { key: s.apiKey, headers }));
+  const body = await first.json();
+  assert.equal(first.status, 200, JSON.stringify(body));
+  assert.deepEqual(body.stored, ["temperature"]);
+  const again = await handle(postRequest({ temperature: 3 }, { key: s.apiKey, headers }));
+  assert.equal(again.headers.get("Idempotent-Replayed"), "true");
+  assert.deepEqual(await again.json(), body);
+  const [row] = await db.sql`select count(*)::int as n from public.datasource_readings`;
+  assert.equal(row!.n, 1);
+});
+
 Deno.test("supabase store: an unreachable API is a 503", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;

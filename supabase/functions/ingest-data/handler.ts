@@ -158,18 +158,13 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         dryRun: true,
       };
     }
-    const { observedAt } = query;
-    const result = await store.write(
-      idempotency
-        ? {
-          datasourceId: key.datasource_id,
-          keyId: key.key_id,
-          values,
-          readings: [observedAt === undefined ? { values } : { observedAt, values }],
-          idempotency,
-        }
-        : { datasourceId: key.datasource_id, keyId: key.key_id, values, observedAt },
-    );
+    const result = await store.write({
+      datasourceId: key.datasource_id,
+      keyId: key.key_id,
+      values,
+      observedAt: query.observedAt,
+      ...(idempotency ? { idempotency } : {}),
+    });
     return {
       body: {
         ok: true,

@@ -266,7 +266,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       datasource_id: request.datasourceId,
       key_id: request.keyId,
       values: request.values,
-      observed_at: request.observedAt ?? request.readings?.[0]?.observedAt ?? null,
+      observed_at: request.observedAt ?? null,
       ...(request.idempotency
         ? { idempotency_key: request.idempotency.key, request_hash: request.idempotency.hash }
         : {}),
@@ -314,16 +314,9 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   };
 }
 
-/**
- * Whether a request goes to ingest_write_readings: readings with their own
- * times. A single payload with an Idempotency-Key also comes as one reading of
- * the same values (what the supabase store sends); it goes to
- * ingest_write_batch, which records and replays its answer at less cost.
- */
+/** Whether a request goes to ingest_write_readings (readings with their own times) rather than ingest_write_batch. */
 function isReadings(request: WriteRequest): boolean {
-  const readings = request.readings;
-  if (!readings) return false;
-  return !(request.idempotency && readings.length === 1 && readings[0]!.values === request.values);
+  return request.readings !== undefined;
 }
 
 /** The WriteResult of request `i` of an `ingest_write_batch` answer, or the StoreError refusing it. */

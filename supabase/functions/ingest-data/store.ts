@@ -45,7 +45,7 @@ export interface WriteRequest {
   values: Record<string, unknown>;
   /** ISO 8601; the time of receipt when absent. */
   observedAt?: string;
-  /** Readings with their own times (a gateway's batch), or a single payload sent with an Idempotency-Key. */
+  /** Readings with their own times (a gateway's batch). */
   readings?: Reading[];
   /** The request's Idempotency-Key and the SHA-256 (hex) of what it asked for. */
   idempotency?: { key: string; hash: string };

@@ -47,7 +47,8 @@ export function createSupabaseStore(url: string, options: { serviceRoleKey: stri
       return call<ResolvedKey | null>("ingest_resolve_key", { p_key_hash: keyHash });
     },
     async write(request) {
-      if (request.readings) {
+      // ingest_write takes no Idempotency-Key: a single payload sent with one goes as a request of one reading.
+      if (request.readings || request.idempotency) {
         const { results } = await call<{ results: ReadingsItem[] }>("ingest_write_readings", {
           p_requests: [readingsPayload(request)],
         });
