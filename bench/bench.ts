@@ -25,6 +25,7 @@ import {
   requireTool,
   round,
   run,
+  scriptOptions,
   seedDatasources,
   startDurablePostgres,
   startFunction,
@@ -32,15 +33,22 @@ import {
   type WrkFigures,
 } from "./load.ts";
 
-const args = Object.fromEntries(
-  Deno.args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=", 2) as [string, string]),
-);
-const DURATION_S = Number(args.duration ?? 15);
-const CONNECTIONS = (args.connections ?? "16,64").split(",").map(Number);
-const DATASOURCES = Number(args.datasources ?? 100);
-const WARMUP_S = Number(args.warmup ?? 5);
-const PHASE_WARMUP_S = Number(args["phase-warmup"] ?? 3);
-const PARALLEL = "parallel" in args;
+const {
+  duration: DURATION_S,
+  connections: CONNECTION_LIST,
+  datasources: DATASOURCES,
+  warmup: WARMUP_S,
+  "phase-warmup": PHASE_WARMUP_S,
+  parallel: PARALLEL,
+} = scriptOptions({
+  duration: 15,
+  connections: "16,64",
+  datasources: 100,
+  warmup: 5,
+  "phase-warmup": 3,
+  parallel: false,
+});
+const CONNECTIONS = CONNECTION_LIST.split(",").map(Number);
 const OUT_DIR = new URL("../.bench/", import.meta.url).pathname;
 
 interface Figures extends WrkFigures {

@@ -14,16 +14,10 @@
  *
  * Options: --seconds=20 --down-at=5 --down-for=4 --connections=16 --cut=0.1
  */
-import { progress, seedDatasources, startDurablePostgres, startFunction } from "./load.ts";
+import { progress, scriptOptions, seedDatasources, startDurablePostgres, startFunction } from "./load.ts";
 
-const args = Object.fromEntries(
-  Deno.args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=", 2) as [string, string]),
-);
-const SECONDS = Number(args.seconds ?? 20);
-const DOWN_AT_S = Number(args["down-at"] ?? 5);
-const DOWN_FOR_S = Number(args["down-for"] ?? 4);
-const CONNECTIONS = Number(args.connections ?? 16);
-const CUT = Number(args.cut ?? 0.1);
+const { seconds: SECONDS, "down-at": DOWN_AT_S, "down-for": DOWN_FOR_S, connections: CONNECTIONS, cut: CUT } =
+  scriptOptions({ seconds: 20, "down-at": 5, "down-for": 4, connections: 16, cut: 0.1 });
 /** Values of the retry phase start here, apart from the first phase's. */
 const RETRY_BASE = 100_000_000;
 

@@ -24,6 +24,7 @@ import {
   readingsCount,
   requireTool,
   round,
+  scriptOptions,
   seedDatasources,
   type SeededKey,
   startDurablePostgres,
@@ -31,17 +32,25 @@ import {
   wrk,
 } from "./load.ts";
 
-const args = Object.fromEntries(
-  Deno.args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=", 2) as [string, string]),
-);
-const DURATION_S = Number(args.duration ?? 10);
-const CONNECTIONS = Number(args.connections ?? 64);
-const ROUNDS = Number(args.rounds ?? 4);
-const DATASOURCES = Number(args.datasources ?? 100);
-const READINGS = Number(args.readings ?? 100_000);
-const BATCH = Number(args.batch ?? 1000);
-const CLIENTS = Number(args.clients ?? 4);
-const EXPIRED = Number(args.expired ?? 300_000);
+const {
+  duration: DURATION_S,
+  connections: CONNECTIONS,
+  rounds: ROUNDS,
+  datasources: DATASOURCES,
+  readings: READINGS,
+  batch: BATCH,
+  clients: CLIENTS,
+  expired: EXPIRED,
+} = scriptOptions({
+  duration: 10,
+  connections: 64,
+  rounds: 4,
+  datasources: 100,
+  readings: 100_000,
+  batch: 1000,
+  clients: 4,
+  expired: 300_000,
+});
 
 await requireTool("wrk", "wrk");
 // Batches are limited by the readings bucket in production; the benchmark measures the write path.

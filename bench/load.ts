@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { applyMigrations, applyPlatformFixture } from "../local/migrate.ts";
 import { freePort, waitForPort } from "../local/net.ts";
@@ -11,6 +12,38 @@ import { type PostgresServer, startPostgres } from "../local/postgres_server.ts"
 import { createApiKey, createDatasource, createWorkspace } from "../local/provisioning.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+
+type OptionValue = number | string | boolean;
+type Options<T> = { [K in keyof T]: T[K] extends number ? number : T[K] extends boolean ? boolean : string };
+
+/**
+ * The script's `--name=value` options (flags for boolean defaults), each
+ * defaulting to its entry in `defaults`; an unknown option, or a number that
+ * does not read as one, is an error.
+ */
+export function scriptOptions<T extends Record<string, OptionValue>>(defaults: T): Options<T> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    strict: true,
+    options: Object.fromEntries(
+      Object.entries(defaults).map((
+        [name, value],
+      ) => [name, { type: typeof value === "boolean" ? "boolean" : "string" }]),
+    ) as Record<string, { type: "boolean" | "string" }>,
+  });
+  return Object.fromEntries(
+    Object.entries(defaults).map(([name, fallback]) => {
+      const given = values[name];
+      if (given === undefined) return [name, fallback];
+      if (typeof fallback !== "number") return [name, given];
+      const number = Number(given);
+      if (given === "" || !Number.isFinite(number)) {
+        throw new Error(`Cannot read --${name}=${given}: it must be a number`);
+      }
+      return [name, number];
+    }),
+  ) as Options<T>;
+}
 
 /** The documentation's combined payload. */
 export const COMBINED_PAYLOAD = JSON.stringify({

@@ -32,20 +32,20 @@ import {
   progress,
   requireTool,
   round,
+  scriptOptions,
   seedDatasources,
   startDurablePostgres,
   startFunction,
   wrk,
 } from "./load.ts";
 
-const args = Object.fromEntries(
-  Deno.args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=", 2) as [string, string]),
-);
-const DURATION_S = Number(args.duration ?? 10);
-const CONNECTIONS = Number(args.connections ?? 64);
-const ROUNDS = Number(args.rounds ?? 2);
-const DATASOURCES = Number(args.datasources ?? 100);
-const PROBE_INTERVAL_MS = Number(args["probe-interval"] ?? 20);
+const {
+  duration: DURATION_S,
+  connections: CONNECTIONS,
+  rounds: ROUNDS,
+  datasources: DATASOURCES,
+  "probe-interval": PROBE_INTERVAL_MS,
+} = scriptOptions({ duration: 10, connections: 64, rounds: 2, datasources: 100, "probe-interval": 20 });
 const SCRIPT = "bench:realtime";
 type Kind = "deliver" | "send" | "none";
 const KINDS: Kind[] = ["deliver", "send", "none"];

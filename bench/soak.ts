@@ -12,19 +12,19 @@ import {
   requireTool,
   residentMiB,
   round,
+  scriptOptions,
   seedDatasources,
   startDurablePostgres,
   startFunction,
   wrk,
 } from "./load.ts";
 
-const args = Object.fromEntries(
-  Deno.args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=", 2) as [string, string]),
-);
-const MINUTES = Number(args.minutes ?? 10);
-const CONNECTIONS = Number(args.connections ?? 64);
-const WARMUP_S = Number(args.warmup ?? 30);
-const DATASOURCES = Number(args.datasources ?? 100);
+const { minutes: MINUTES, connections: CONNECTIONS, warmup: WARMUP_S, datasources: DATASOURCES } = scriptOptions({
+  minutes: 10,
+  connections: 64,
+  warmup: 30,
+  datasources: 100,
+});
 
 await requireTool("wrk", "wrk");
 const { server, sql } = await startDurablePostgres();
