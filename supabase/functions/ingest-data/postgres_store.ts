@@ -133,7 +133,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     if (lane.busy || lane.queue.length === 0) return;
     lane.busy = true;
     const batch = lane.queue.splice(0, batchLength(lane.queue));
-    (isReadings(batch[0]!.request) ? runReadings(batch) : run(batch)).then((answer) => {
+    (batch[0]!.request.readings ? runReadings(batch) : run(batch)).then((answer) => {
       for (const { request } of batch) leave(request.datasourceId);
       // The next batch goes to the database before this one's requests are answered.
       lane.busy = false;
@@ -150,14 +150,14 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
    * waits for the first's answer to be recorded, then replays it).
    */
   function batchLength(queue: PendingWrite[]): number {
-    const readings = isReadings(queue[0]!.request);
+    const readings = queue[0]!.request.readings !== undefined;
     const limit = Math.min(queue.length, maxBatch);
     let count = 1;
     const keys = new Set<string>();
     const first = queue[0]!.request;
     if (first.idempotency) keys.add(`${first.keyId} ${first.idempotency.key}`);
     if (!readings) {
-      while (count < limit && !isReadings(queue[count]!.request)) {
+      while (count < limit && !queue[count]!.request.readings) {
         const { idempotency, keyId } = queue[count]!.request;
         if (idempotency) {
           const key = `${keyId} ${idempotency.key}`;
@@ -171,13 +171,13 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     let total = first.readings!.length;
     while (count < limit) {
       const next = queue[count]!.request;
-      if (!isReadings(next) || total + next.readings!.length > MAX_CALL_READINGS) break;
+      if (!next.readings || total + next.readings.length > MAX_CALL_READINGS) break;
       if (next.idempotency) {
         const key = `${next.keyId} ${next.idempotency.key}`;
         if (keys.has(key)) break;
         keys.add(key);
       }
-      total += next.readings!.length;
+      total += next.readings.length;
       count++;
     }
     return count;
@@ -233,7 +233,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   async function runAlone(batch: PendingWrite[]): Promise<() => void> {
     const outcomes: (() => void)[] = [];
     for (const { request, resolve, reject } of batch) {
-      const write = isReadings(request)
+      const write = request.readings
         ? writeReadings([request]).then(([item]) => {
           const outcome = readingsOutcome(request, item);
           if (outcome instanceof StoreError) throw outcome;
@@ -312,11 +312,6 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       await sql.end({ timeout: 5 });
     },
   };
-}
-
-/** Whether a request goes to ingest_write_readings (readings with their own times) rather than ingest_write_batch. */
-function isReadings(request: WriteRequest): boolean {
-  return request.readings !== undefined;
 }
 
 /** The WriteResult of request `i` of an `ingest_write_batch` answer, or the StoreError refusing it. */
