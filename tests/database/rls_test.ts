@@ -182,11 +182,23 @@ Deno.test("only service_role executes ingest_resolve_key, ingest_write and inges
   }
 });
 
-Deno.test("every table in public has row level security enabled", async () => {
+Deno.test("every table of public, private and any schema the migrations create has row level security enabled", async () => {
   await using db = await createTestDatabase();
-  const rows = await db.sql`select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relrowsecurity`;
-  assert.deepEqual(rows.map((r) => r.relname), []);
+  await using platform = await createTestDatabase({ migrations: false });
+  // The schemas the migrations create: those of the migrated database that the platform fixture alone lacks,
+  // but for supabase_migrations, the history the migration runner keeps (the Supabase CLI's, not exposed).
+  const before = (await platform.sql`select nspname from pg_namespace`).map((r) => r.nspname as string);
+  const schemas = (await db.sql`select nspname from pg_namespace
+    where nspname <> all (${before}) and nspname <> 'supabase_migrations'`)
+    .map((r) => r.nspname as string);
+  assert.ok(schemas.includes("private"), `the migrations create the private schema (found ${schemas})`);
+  const checked = [...new Set(["public", "private", ...schemas])];
+  // Tables, partitioned tables and their partitions alike (relkind r and p; partitions are r).
+  const tables = await db.sql`select n.nspname || '.' || c.relname as name, c.relrowsecurity as rls
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = any (${checked}) and c.relkind in ('r', 'p') order by 1`;
+  assert.ok(tables.some((t) => t.name === "private.idempotency_keys"), "the query sees private's tables");
+  assert.deepEqual(tables.filter((t) => !t.rls).map((t) => t.name), [], `tables without RLS in ${checked}`);
 });
 
 Deno.test("the service role creates workspaces, datasources and widgets (local administration)", async () => {

@@ -48,9 +48,15 @@ Deno.test("supabase migration up applies every migration; db advisors report not
   assert.equal(advisors.code, 0, advisors.stderr + advisors.stdout);
   assert.match(advisors.stdout + advisors.stderr, /No issues found/);
 
-  // At info level, only "unused index" on this empty database: the indexes on
-  // foreign keys that the unindexed_foreign_keys advisor asks for.
+  // At info level, only "unused index" on this empty database (the indexes on
+  // foreign keys that the unindexed_foreign_keys advisor asks for), and "RLS
+  // enabled, no policy" on private.idempotency_keys alone: no role but the
+  // write functions' owner may touch it, on purpose.
   const info = await supabase("db", "advisors", `--remote=${db.url}`, "--level", "info", "--output-format", "json");
-  const { results } = JSON.parse(info.stdout) as { results: { name: string }[] };
-  assert.deepEqual([...new Set(results.map((f) => f.name))], ["unused_index"]);
+  const { results } = JSON.parse(info.stdout) as {
+    results: { name: string; metadata?: { schema?: string; name?: string } }[];
+  };
+  assert.deepEqual([...new Set(results.map((f) => f.name))].sort(), ["rls_enabled_no_policy", "unused_index"]);
+  const noPolicy = results.filter((f) => f.name === "rls_enabled_no_policy");
+  assert.deepEqual(noPolicy.map((f) => `${f.metadata?.schema}.${f.metadata?.name}`), ["private.idempotency_keys"]);
 });
