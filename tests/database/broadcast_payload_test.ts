@@ -1,12 +1,11 @@
 /**
  * The `values` broadcasts (realtime.messages rows) and the first read
  * (datasource_latest_values) write times as the HTTP responses do (UTC, `Z`,
- * milliseconds, cut like the function's normalizeTime), and a write that
+ * milliseconds, cut to the millisecond), and a write that
  * made nothing the latest sends no message.
  */
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
-import { normalizeTime } from "../../supabase/functions/ingest-data/time.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { asRole, type Seeded, seedWorkspace } from "../support/seed.ts";
 
@@ -28,9 +27,10 @@ async function messages(sql: Sql, s: Seeded): Promise<Message[]> {
 
 /** The stored times of one DataKey as the function's HTTP responses write them. */
 async function stored(sql: Sql, s: Seeded, dataKey: string): Promise<{ observed_at: string; received_at: string }> {
-  const [row] = await sql`select to_jsonb(observed_at) #>> '{}' as o, to_jsonb(received_at) #>> '{}' as r
+  const [row] = await sql`select to_char(observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as o,
+      to_char(received_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as r
     from public.datasource_values where datasource_id = ${s.datasourceId} and data_key = ${dataKey}`;
-  return { observed_at: normalizeTime(row!.o), received_at: normalizeTime(row!.r) };
+  return { observed_at: row!.o, received_at: row!.r };
 }
 
 function assertApiTimes(message: Message) {

@@ -18,8 +18,13 @@ export interface TestDatabase extends AsyncDisposable {
 /**
  * Clones the migrated template into a new database for one test. With
  * `{ migrations: false }` the database holds only the Supabase platform fixture.
+ * The database's TimeZone is `timeZone`, else INGEST_TEST_TIMEZONE (the
+ * suite's second phase, see tests/run.ts), else the server's (UTC): a clone
+ * does not inherit its template's settings, so each one gets it here.
  */
-export async function createTestDatabase(options: { migrations?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(
+  options: { migrations?: boolean; timeZone?: string } = {},
+): Promise<TestDatabase> {
   const serverUrl = Deno.env.get("INGEST_TEST_SERVER_URL");
   const template = Deno.env.get("INGEST_TEST_TEMPLATE");
   if (!serverUrl || !template) {
@@ -30,6 +35,8 @@ export async function createTestDatabase(options: { migrations?: boolean } = {})
   try {
     const source = options.migrations === false ? `${template}_platform` : template;
     await admin.unsafe(`create database ${name} template ${source}`);
+    const timeZone = options.timeZone ?? Deno.env.get("INGEST_TEST_TIMEZONE");
+    if (timeZone) await admin.unsafe(`alter database ${name} set timezone = ${quoteLiteral(timeZone)}`);
   } finally {
     await admin.end();
   }
@@ -49,6 +56,10 @@ export async function createTestDatabase(options: { migrations?: boolean } = {})
       }
     },
   };
+}
+
+function quoteLiteral(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
 }
 
 /** `url` with its database name replaced. */

@@ -15,7 +15,7 @@ import { buildPayloadValidator, type PayloadValidator } from "./payload_schema.t
 import { createRateLimiter, type RateDecision } from "./rate_limiter.ts";
 import { readReadings } from "./readings.ts";
 import { type ResolvedKey, type Store, StoreError } from "./store.ts";
-import { formatTime, normalizeTime, parseTime, TimeError } from "./time.ts";
+import { formatTime, parseTime, TimeError } from "./time.ts";
 
 /** One structured log line; never holds a key or payload values. */
 export interface RequestLog {
@@ -142,7 +142,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           ...base,
           readings: result.readings,
           latest: result.latest,
-          received_at: normalizeTime(result.received_at),
+          received_at: result.received_at,
         },
         replayed: result.replayed === true,
       };
@@ -171,8 +171,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         datasource_id: key.datasource_id,
         stored: result.stored,
         superseded: result.superseded,
-        observed_at: normalizeTime(result.observed_at),
-        received_at: normalizeTime(result.received_at),
+        observed_at: result.observed_at,
+        received_at: result.received_at,
       },
       replayed: result.replayed === true,
     };

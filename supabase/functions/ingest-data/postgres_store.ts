@@ -20,10 +20,11 @@ import {
   type ReadingsItem,
   readingsOutcome,
   readingsPayload,
-  REFUSALS,
+  refusal,
   type ResolvedKey,
   type Store,
   StoreError,
+  unreadableAnswer,
   type WriteRequest,
   type WriteResult,
 } from "./store.ts";
@@ -96,7 +97,12 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
     idle_timeout: 60,
     onnotice: () => {},
-    connection: { application_name: "ingest-data", statement_timeout: options.statementTimeoutMs },
+    // Startup parameters. TimeZone=UTC: what the database returns outside the
+    // write functions (a key's expires_at) comes in UTC whatever the database's
+    // zone. A direct connection and PgBouncer (which tracks TimeZone) apply it;
+    // Supavisor's transaction mode does not forward startup parameters, so the
+    // write functions format their times themselves and nothing depends on it.
+    connection: { application_name: "ingest-data", statement_timeout: options.statementTimeoutMs, TimeZone: "UTC" },
   });
 
   const maxBatch = options.maxBatch ?? 64;
@@ -187,14 +193,9 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   async function runReadings(batch: PendingWrite[]): Promise<() => void> {
     try {
       const results = await writeReadings(batch.map(({ request }) => request));
-      return () =>
-        batch.forEach(({ request, resolve, reject }, i) => {
-          const outcome = readingsOutcome(request, results[i]);
-          if (outcome instanceof StoreError) reject(outcome);
-          else resolve(outcome);
-        });
+      return () => batch.forEach((pending, i) => settle(pending, () => readingsOutcome(pending.request, results[i])));
     } catch (error) {
-      const failure = toStoreError(error);
+      const failure = toWriteError(error);
       if (failure.kind === "unavailable" || batch.length === 1) {
         return () => batch.forEach(({ reject }) => reject(failure));
       }
@@ -212,14 +213,9 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
         return () => resolve(result);
       }
       const answer = await writeMany(batch.map(({ request }) => request));
-      return () =>
-        batch.forEach(({ request, resolve, reject }, i) => {
-          const outcome = batchOutcome(request, answer, i);
-          if (outcome instanceof StoreError) reject(outcome);
-          else resolve(outcome);
-        });
+      return () => batch.forEach((pending, i) => settle(pending, () => batchOutcome(pending.request, answer, i)));
     } catch (error) {
-      const failure = toStoreError(error);
+      const failure = toWriteError(error);
       if (failure.kind === "unavailable" || batch.length === 1) {
         return () => batch.forEach(({ reject }) => reject(failure));
       }
@@ -248,7 +244,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
         : writeOne(request);
       outcomes.push(
         await write.then((result) => () => resolve(result), (error) => {
-          const failure = toStoreError(error);
+          const failure = toWriteError(error);
           return () => reject(failure);
         }),
       );
@@ -261,7 +257,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     return sql.unsafe(text).simple();
   }
 
-  async function writeMany(requests: WriteRequest[]): Promise<BatchResult> {
+  async function writeMany(requests: WriteRequest[]): Promise<BatchResult | undefined> {
     const batch = requests.map((request) => ({
       datasource_id: request.datasourceId,
       key_id: request.keyId,
@@ -272,14 +268,15 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
         : {}),
     }));
     const [row] = await query(`select public.ingest_write_batch(${sqlLiteral(JSON.stringify(batch))}::jsonb) as r`);
-    return row!.r as BatchResult;
+    return row?.r as BatchResult | undefined;
   }
 
   async function writeReadings(requests: WriteRequest[]): Promise<ReadingsItem[]> {
     const [row] = await query(
       `select public.ingest_write_readings(${sqlLiteral(JSON.stringify(requests.map(readingsPayload)))}::jsonb) as r`,
     );
-    return (row!.r as { results: ReadingsItem[] }).results;
+    const results = (row?.r as { results?: unknown } | undefined)?.results;
+    return Array.isArray(results) ? results as ReadingsItem[] : [];
   }
 
   async function writeOne(request: WriteRequest): Promise<WriteResult> {
@@ -289,7 +286,9 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
         sqlLiteral(JSON.stringify(request.values))
       }::jsonb, ${observedAt}) as r`,
     );
-    return row!.r as WriteResult;
+    const result = row?.r as WriteResult | undefined;
+    if (typeof result?.observed_at !== "string" || typeof result.received_at !== "string") throw unreadableAnswer();
+    return result;
   }
 
   return {
@@ -314,20 +313,41 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   };
 }
 
+/**
+ * Answers a queued request with its outcome. Nothing that goes wrong here
+ * turns a committed write into a refusal: an answer that cannot be read is
+ * an unavailable one (503, replayed by a retry with the same Idempotency-Key).
+ */
+function settle({ resolve, reject }: PendingWrite, outcome: () => WriteResult | StoreError): void {
+  let result: WriteResult | StoreError;
+  try {
+    result = outcome();
+  } catch {
+    result = unreadableAnswer();
+  }
+  if (result instanceof StoreError) reject(result);
+  else resolve(result);
+}
+
 /** The WriteResult of request `i` of an `ingest_write_batch` answer, or the StoreError refusing it. */
-function batchOutcome(request: WriteRequest, answer: BatchResult, i: number): WriteResult | StoreError {
+function batchOutcome(request: WriteRequest, answer: BatchResult | undefined, i: number): WriteResult | StoreError {
+  if (typeof answer?.received_at !== "string") return unreadableAnswer();
   const { received_at, results } = answer;
   // Without results, every request was stored, observed when received, with nothing superseded.
   const item = results ? results[i] : { observed_at: received_at, superseded: [] };
   if (item && "replay" in item) {
-    const { observed_at, superseded, received_at } = item.replay;
+    const { observed_at, superseded, received_at } = item.replay ?? {};
+    if (typeof observed_at !== "string" || typeof received_at !== "string") return unreadableAnswer();
     return { stored: storedKeys(request.values), superseded, observed_at, received_at, replayed: true };
   }
-  if (item && "observed_at" in item) {
-    const { observed_at, superseded } = item;
-    return { stored: storedKeys(request.values), superseded, observed_at, received_at };
-  }
-  return toStoreError({ name: "PostgresError", code: item?.code, message: REFUSALS[item?.code ?? ""] });
+  if (item && "code" in item) return refusal(item.code);
+  if (typeof item?.observed_at !== "string") return unreadableAnswer();
+  return {
+    stored: storedKeys(request.values),
+    superseded: item.superseded,
+    observed_at: item.observed_at,
+    received_at,
+  };
 }
 
 /** The DataKeys of a request in code point order, as `ingest_write` lists them. */
@@ -337,6 +357,17 @@ function storedKeys(values: Record<string, unknown>): string[] {
 
 /** Most readings in one ingest_write_readings call (one request may bring more, and goes alone). */
 const MAX_CALL_READINGS = 10_000;
+
+/**
+ * Classifies a write's failure: as toStoreError, but a failure that is neither
+ * the database's refusal nor a lost connection (the answer could not be read)
+ * may follow a commit, and is never answered as "not stored".
+ */
+function toWriteError(error: unknown): StoreError {
+  const failure = toStoreError(error);
+  const fromDatabase = (error as { name?: string }).name === "PostgresError";
+  return failure.kind === "failed" && !fromDatabase && !(error instanceof StoreError) ? unreadableAnswer() : failure;
+}
 
 /** Classifies a postgres.js failure; the message keeps no SQL and no values. */
 function toStoreError(error: unknown): StoreError {

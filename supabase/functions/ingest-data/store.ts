@@ -51,7 +51,11 @@ export interface WriteRequest {
   idempotency?: { key: string; hash: string };
 }
 
-/** What `ingest_write` (or `ingest_write_readings`) stored. */
+/**
+ * What `ingest_write` (or `ingest_write_readings`) stored. Times are in the
+ * API's form (UTC, `Z`, milliseconds) as the SQL functions write them: after
+ * the commit there is nothing left to parse.
+ */
 export interface WriteResult {
   stored: string[];
   superseded: string[];
@@ -81,14 +85,28 @@ export const REFUSALS: Record<string, string> = {
   PT422: "This Idempotency-Key was used for another request",
 };
 
+/**
+ * The error for a write whose answer cannot be read: the database may have
+ * committed it, so it is never called a refusal (503: a retry with the same
+ * Idempotency-Key gets the recorded answer).
+ */
+export function unreadableAnswer(): StoreError {
+  return new StoreError("unavailable", "the answer to a write could not be read: it may have been stored");
+}
+
+/** The StoreError of a request a write function refused with `code` (unreadable when not a PTxxx code it raises). */
+export function refusal(code: unknown): StoreError {
+  const kind = typeof code === "string" ? failureOfSqlState(code) : null;
+  if (!kind || !(code as string).startsWith("PT")) return unreadableAnswer();
+  return new StoreError(kind, REFUSALS[code as string] ?? `database error ${code}`);
+}
+
 /** The WriteResult of one `ingest_write_readings` result, or the StoreError refusing it. */
 export function readingsOutcome(request: WriteRequest, item: ReadingsItem | undefined): WriteResult | StoreError {
-  if (!item || "code" in item) {
-    const code = item?.code ?? "";
-    return new StoreError(failureOfSqlState(code) ?? "failed", REFUSALS[code] ?? `database error ${code}`);
-  }
-  const replayed = "replay" in item;
-  const stored = replayed ? item.replay : item;
+  if (item && "code" in item) return refusal(item.code);
+  const replayed = item !== undefined && "replay" in item;
+  const stored = item && "replay" in item ? item.replay : item;
+  if (typeof stored?.observed_at !== "string" || typeof stored.received_at !== "string") return unreadableAnswer();
   return {
     stored: Object.keys(request.readings?.[0]?.values ?? request.values).sort(),
     superseded: stored.superseded,

@@ -13,6 +13,7 @@ import {
   type ResolvedKey,
   type Store,
   StoreError,
+  unreadableAnswer,
   type WriteResult,
 } from "./store.ts";
 
@@ -49,19 +50,22 @@ export function createSupabaseStore(url: string, options: { serviceRoleKey: stri
     async write(request) {
       // ingest_write takes no Idempotency-Key: a single payload sent with one goes as a request of one reading.
       if (request.readings || request.idempotency) {
-        const { results } = await call<{ results: ReadingsItem[] }>("ingest_write_readings", {
+        const answer = await call<{ results?: ReadingsItem[] } | null>("ingest_write_readings", {
           p_requests: [readingsPayload(request)],
         });
-        const outcome = readingsOutcome(request, results[0]);
+        // After the commit nothing may fail: an answer of another shape is an unreadable one (503), never a 500.
+        const outcome = readingsOutcome(request, Array.isArray(answer?.results) ? answer.results[0] : undefined);
         if (outcome instanceof StoreError) throw outcome;
         return outcome;
       }
-      return await call<WriteResult>("ingest_write", {
+      const result = await call<WriteResult | null>("ingest_write", {
         p_datasource_id: request.datasourceId,
         p_key_id: request.keyId,
         p_values: request.values,
         p_observed_at: request.observedAt ?? null,
       });
+      if (typeof result?.observed_at !== "string" || typeof result.received_at !== "string") throw unreadableAnswer();
+      return result;
     },
     async close() {},
   };

@@ -55,26 +55,6 @@ export function formatTime(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-/** PostgreSQL's jsonb form of a UTC time: `2026-11-26T10:00:00.123456+00:00`. */
-const FROM_DATABASE_UTC = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?\+00:00$/;
-let lastIn = "";
-let lastOut = "";
-
-/**
- * A time from the database (any ISO 8601 form PostgreSQL writes) as responses
- * write it. The usual UTC form is cut to milliseconds without a Date (a
- * fraction of the cost), and the last answer is kept: a group commit answers
- * all its requests with one received_at.
- */
-export function normalizeTime(text: string): string {
-  if (text === lastIn) return lastOut;
-  const m = FROM_DATABASE_UTC.exec(text);
-  const out = m ? `${m[1]}.${(m[2] ?? "").padEnd(3, "0").slice(0, 3)}Z` : new Date(text).toISOString();
-  lastIn = text;
-  lastOut = out;
-  return out;
-}
-
 function fromEpochMs(n: number): number {
   if (Number.isInteger(n) && !Number.isSafeInteger(n)) {
     throw new TimeError(`is out of range (${n}): epoch milliseconds must be at most ${Number.MAX_SAFE_INTEGER}`);
