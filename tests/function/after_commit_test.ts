@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import type { Sql } from "postgres";
 import { createTestDatabase } from "../support/database.ts";
 import { createTestFunction, postRequest } from "../support/function.ts";
+import { startPostgresProxy } from "../support/postgres_proxy.ts";
 import { seedWorkspace } from "../support/seed.ts";
 
 const API_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -18,74 +19,11 @@ async function historyRows(sql: Sql): Promise<number> {
   return row!.n;
 }
 
-/**
- * A TCP proxy in front of PostgreSQL that, once armed, lets the next
- * statement naming `ingest_write` run and commit, then drops the connection
- * when the server's answer is complete (its ReadyForQuery, sent after the
- * commit) instead of passing the answer on.
- */
-function dropAfterCommitProxy(target: { hostname: string; port: number }) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  let armed = false;
-  let dropped = 0;
-  const connections = new Set<Deno.Conn>();
-  (async () => {
-    for await (const client of listener) {
-      const server = await Deno.connect(target);
-      connections.add(client).add(server);
-      let doomed = false;
-      let held: number[] = [];
-      const toServer = new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          if (armed && new TextDecoder().decode(chunk).includes("ingest_write")) {
-            armed = false;
-            doomed = true;
-          }
-          controller.enqueue(chunk);
-        },
-      });
-      const toClient = new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          if (!doomed) return controller.enqueue(chunk);
-          held = [...held, ...chunk];
-          // ReadyForQuery: 'Z', length 5, status; the last message of the answer, after the commit.
-          if (held.length >= 6 && held[held.length - 6] === 0x5a && held[held.length - 2] === 5) {
-            dropped++;
-            for (const c of [client, server]) close(c);
-          }
-        },
-      });
-      client.readable.pipeThrough(toServer).pipeTo(server.writable).catch(() => {});
-      server.readable.pipeThrough(toClient).pipeTo(client.writable).catch(() => {});
-    }
-  })().catch(() => {});
-  function close(c: Deno.Conn): void {
-    connections.delete(c);
-    try {
-      c.close();
-    } catch { /* closed already */ }
-  }
-  const port = (listener.addr as Deno.NetAddr).port;
-  return {
-    port,
-    arm: () => armed = true,
-    get dropped() {
-      return dropped;
-    },
-    [Symbol.dispose]() {
-      listener.close();
-      for (const c of connections) close(c);
-    },
-  };
-}
-
 Deno.test("connection lost right after COMMIT: 503, stored once, and the retry with the same key replays 200", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql, { keepHistory: true });
-  const url = new URL(db.url);
-  using proxy = dropAfterCommitProxy({ hostname: url.hostname, port: Number(url.port) });
-  url.port = String(proxy.port);
-  await using fn = createTestFunction(url.toString());
+  using proxy = startPostgresProxy(db.url);
+  await using fn = createTestFunction(proxy.url);
   await lostAnswers(db.sql, s.apiKey, fn.handle, proxy);
 });
 

@@ -10,6 +10,7 @@ Deno.test("defaults: postgres store from SUPABASE_DB_URL (preferred) or DATABASE
     poolSize: 10,
     statementTimeoutMs: 5000,
     writeConcurrency: 2,
+    maxBatchBytes: 1_100_000,
   });
   assert.equal(config.maxBodyBytes, 1048576);
   assert.equal(config.keyCacheTtlMs, 30000);

@@ -7,8 +7,24 @@
 
 /** Where the function stores values. */
 export type StoreConfig =
-  | { kind: "postgres"; databaseUrl: string; poolSize: number; statementTimeoutMs: number; writeConcurrency: number }
+  | {
+    kind: "postgres";
+    databaseUrl: string;
+    poolSize: number;
+    statementTimeoutMs: number;
+    writeConcurrency: number;
+    /** Most characters of JSON in one group commit (`INGEST_MAX_BATCH_BYTES`, {@linkcode DEFAULT_MAX_BATCH_BYTES}). */
+    maxBatchBytes: number;
+  }
   | { kind: "supabase"; supabaseUrl: string; serviceRoleKey: string };
+
+/**
+ * Default most characters of JSON in one group commit: about one full request
+ * (INGEST_MAX_BODY_BYTES' default, 1 MiB, and a little). Batching large
+ * requests gains nothing (each costs its size), and a batch's time is what a
+ * small request queued behind it waits (docs/performance.md).
+ */
+export const DEFAULT_MAX_BATCH_BYTES = 1_100_000;
 
 /** Every setting of the function. */
 export interface Config {
@@ -114,6 +130,7 @@ function loadStoreConfig(env: Record<string, string | undefined>): StoreConfig {
     poolSize: positiveInteger(env, "INGEST_DB_POOL_SIZE", 10),
     statementTimeoutMs: positiveInteger(env, "INGEST_DB_TIMEOUT_MS", 5_000),
     writeConcurrency: positiveInteger(env, "INGEST_WRITE_CONCURRENCY", 2),
+    maxBatchBytes: positiveInteger(env, "INGEST_MAX_BATCH_BYTES", DEFAULT_MAX_BATCH_BYTES),
   };
 }
 

@@ -16,5 +16,6 @@ export function createStore(config: StoreConfig): Store {
       poolSize: config.poolSize,
       statementTimeoutMs: config.statementTimeoutMs,
       writeConcurrency: config.writeConcurrency,
+      maxBatchBytes: config.maxBatchBytes,
     });
 }

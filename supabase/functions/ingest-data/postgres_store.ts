@@ -4,8 +4,10 @@
  *
  * Writes are group-committed: each datasource belongs to one of
  * `writeConcurrency` lanes; while a lane's batch is in flight, its new
- * requests queue, and the next batch takes up to `maxBatch` of them in one
- * `ingest_write_batch` call and one commit. Each request is still
+ * requests queue, and the next batch takes up to `maxBatch` of them, and
+ * `maxBatchBytes` of JSON, in one `ingest_write_batch` call and one commit
+ * (see takeBatch: one tenant's large requests never hold up another's small
+ * ones, and a batch that times out is retried one by one). Each request is still
  * all-or-nothing and answered only after its batch committed. At low load a
  * request goes alone, at once. Bounding in-flight queries below the pool size
  * also keeps them from piling up in postgres.js's own queue, which slows down
@@ -28,6 +30,7 @@ import {
   type WriteRequest,
   type WriteResult,
 } from "./store.ts";
+import { DEFAULT_MAX_BATCH_BYTES } from "./config.ts";
 import { sqlLiteral } from "./sql_literal.ts";
 
 /** Options of {@linkcode createPostgresStore}. */
@@ -40,6 +43,8 @@ export interface PostgresStoreOptions {
   connectTimeoutS?: number;
   /** Most requests in one group commit (default 64). */
   maxBatch?: number;
+  /** Most characters of JSON in one group commit (default {@linkcode DEFAULT_MAX_BATCH_BYTES}); a larger request goes alone. */
+  maxBatchBytes?: number;
   /** Most write calls in flight at once (default: the pool size); the rest queue and coalesce. */
   writeConcurrency?: number;
 }
@@ -49,12 +54,22 @@ interface Lane {
   busy: boolean;
   /** Writes queued or in flight in this lane. */
   pending: number;
+  /** Whether the last call passed over the queue's first request, too large to share a call (it goes next). */
+  deferred: boolean;
 }
 
 interface PendingWrite {
   request: WriteRequest;
   resolve: (result: WriteResult) => void;
   reject: (error: StoreError) => void;
+  /** The request as its write function reads it, serialized once, when it may share a call. */
+  json?: string;
+}
+
+/** What bounds one call's requests. */
+interface BatchLimits {
+  maxBatch: number;
+  maxBytes: number;
 }
 
 /**
@@ -105,7 +120,10 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     connection: { application_name: "ingest-data", statement_timeout: options.statementTimeoutMs, TimeZone: "UTC" },
   });
 
-  const maxBatch = options.maxBatch ?? 64;
+  const limits: BatchLimits = {
+    maxBatch: options.maxBatch ?? 64,
+    maxBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
+  };
   // Writes go to lanes: one batch in flight per lane, and PostgreSQL runs the
   // lanes in parallel. A datasource with writes pending stays in its lane, so
   // that concurrent batches never wait on each other's row locks; one without
@@ -113,7 +131,7 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   // do not crowd each other into one lane.
   const lanes = Array.from(
     { length: Math.min(options.writeConcurrency ?? options.poolSize, options.poolSize) },
-    (): Lane => ({ queue: [], busy: false, pending: 0 }),
+    (): Lane => ({ queue: [], busy: false, pending: 0, deferred: false }),
   );
   const assigned = new Map<string, { lane: Lane; pending: number }>();
 
@@ -138,7 +156,9 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   function pump(lane: Lane): void {
     if (lane.busy || lane.queue.length === 0) return;
     lane.busy = true;
-    const batch = lane.queue.splice(0, batchLength(lane.queue));
+    const { batch, rest, deferred } = takeBatch(lane.queue, limits, lane.deferred);
+    lane.queue = rest;
+    lane.deferred = deferred;
     (batch[0]!.request.readings ? runReadings(batch) : run(batch)).then((answer) => {
       for (const { request } of batch) leave(request.datasourceId);
       // The next batch goes to the database before this one's requests are answered.
@@ -148,55 +168,14 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     });
   }
 
-  /**
-   * How many requests from the head of the queue go in the next call: up to
-   * `maxBatch` of one kind (single payloads for ingest_write_batch, readings
-   * for ingest_write_readings), readings requests up to MAX_CALL_READINGS
-   * readings in all, and never two with the same Idempotency-Key (the second
-   * waits for the first's answer to be recorded, then replays it).
-   */
-  function batchLength(queue: PendingWrite[]): number {
-    const readings = queue[0]!.request.readings !== undefined;
-    const limit = Math.min(queue.length, maxBatch);
-    let count = 1;
-    const keys = new Set<string>();
-    const first = queue[0]!.request;
-    if (first.idempotency) keys.add(`${first.keyId} ${first.idempotency.key}`);
-    if (!readings) {
-      while (count < limit && !queue[count]!.request.readings) {
-        const { idempotency, keyId } = queue[count]!.request;
-        if (idempotency) {
-          const key = `${keyId} ${idempotency.key}`;
-          if (keys.has(key)) break;
-          keys.add(key);
-        }
-        count++;
-      }
-      return count;
-    }
-    let total = first.readings!.length;
-    while (count < limit) {
-      const next = queue[count]!.request;
-      if (!next.readings || total + next.readings.length > MAX_CALL_READINGS) break;
-      if (next.idempotency) {
-        const key = `${next.keyId} ${next.idempotency.key}`;
-        if (keys.has(key)) break;
-        keys.add(key);
-      }
-      total += next.readings.length;
-      count++;
-    }
-    return count;
-  }
-
   /** Writes a batch of readings requests; resolves (never rejects) to the function that answers them. */
   async function runReadings(batch: PendingWrite[]): Promise<() => void> {
     try {
-      const results = await writeReadings(batch.map(({ request }) => request));
+      const results = await writeReadings(batch);
       return () => batch.forEach((pending, i) => settle(pending, () => readingsOutcome(pending.request, results[i])));
     } catch (error) {
       const failure = toWriteError(error);
-      if (failure.kind === "unavailable" || batch.length === 1) {
+      if (batch.length === 1 || (failure.kind === "unavailable" && !isStatementTimeout(error))) {
         return () => batch.forEach(({ reject }) => reject(failure));
       }
       return await runAlone(batch);
@@ -212,15 +191,16 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
         const result = await writeOne(request);
         return () => resolve(result);
       }
-      const answer = await writeMany(batch.map(({ request }) => request));
+      const answer = await writeMany(batch);
       return () => batch.forEach((pending, i) => settle(pending, () => batchOutcome(pending.request, answer, i)));
     } catch (error) {
       const failure = toWriteError(error);
-      if (failure.kind === "unavailable" || batch.length === 1) {
+      if (batch.length === 1 || (failure.kind === "unavailable" && !isStatementTimeout(error))) {
         return () => batch.forEach(({ reject }) => reject(failure));
       }
-      // Not the database's fault: something in one request that the batch could not
-      // contain. Each request goes alone, so that it costs no other request its write.
+      // Something in one request that the batch could not contain, or a batch too slow as a
+      // whole (statement timeout): each request goes alone, so that it costs no other request
+      // its write, and only a request that times out alone is answered 503.
       return await runAlone(batch);
     }
   }
@@ -228,15 +208,16 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   /** Writes each request of a failed batch on its own; each is answered with its own outcome. */
   async function runAlone(batch: PendingWrite[]): Promise<() => void> {
     const outcomes: (() => void)[] = [];
-    for (const { request, resolve, reject } of batch) {
+    for (const pending of batch) {
+      const { request, resolve, reject } = pending;
       const write = request.readings
-        ? writeReadings([request]).then(([item]) => {
+        ? writeReadings([pending]).then(([item]) => {
           const outcome = readingsOutcome(request, item);
           if (outcome instanceof StoreError) throw outcome;
           return outcome;
         })
         : request.idempotency
-        ? writeMany([request]).then((answer) => {
+        ? writeMany([pending]).then((answer) => {
           const outcome = batchOutcome(request, answer, 0);
           if (outcome instanceof StoreError) throw outcome;
           return outcome;
@@ -257,24 +238,13 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     return sql.unsafe(text).simple();
   }
 
-  async function writeMany(requests: WriteRequest[]): Promise<BatchResult | undefined> {
-    const batch = requests.map((request) => ({
-      datasource_id: request.datasourceId,
-      key_id: request.keyId,
-      values: request.values,
-      observed_at: request.observedAt ?? null,
-      ...(request.idempotency
-        ? { idempotency_key: request.idempotency.key, request_hash: request.idempotency.hash }
-        : {}),
-    }));
-    const [row] = await query(`select public.ingest_write_batch(${sqlLiteral(JSON.stringify(batch))}::jsonb) as r`);
+  async function writeMany(batch: PendingWrite[]): Promise<BatchResult | undefined> {
+    const [row] = await query(`select public.ingest_write_batch(${sqlLiteral(callJson(batch))}::jsonb) as r`);
     return row?.r as BatchResult | undefined;
   }
 
-  async function writeReadings(requests: WriteRequest[]): Promise<ReadingsItem[]> {
-    const [row] = await query(
-      `select public.ingest_write_readings(${sqlLiteral(JSON.stringify(requests.map(readingsPayload)))}::jsonb) as r`,
-    );
+  async function writeReadings(batch: PendingWrite[]): Promise<ReadingsItem[]> {
+    const [row] = await query(`select public.ingest_write_readings(${sqlLiteral(callJson(batch))}::jsonb) as r`);
     const results = (row?.r as { results?: unknown } | undefined)?.results;
     return Array.isArray(results) ? results as ReadingsItem[] : [];
   }
@@ -311,6 +281,91 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * The next call's requests, taken from a lane's queue in order: of one kind
+ * (single payloads for ingest_write_batch, readings for
+ * ingest_write_readings), up to `maxBatch` of them, MAX_CALL_READINGS
+ * readings and `maxBytes` characters of JSON in all, never two with the same
+ * Idempotency-Key (the second waits for the first's answer to be recorded,
+ * then replays it). A request that does not fit is passed over, and so is
+ * every later request of its datasource, which keeps each datasource's
+ * requests in order; those passed over lead the next call. A request larger
+ * than `maxBytes` goes alone: passed over once while others can go, so that a
+ * run of large requests never holds up the small ones queued behind it, then
+ * next. A request with more than MAX_CALL_READINGS readings goes alone.
+ */
+function takeBatch(
+  queue: PendingWrite[],
+  limits: BatchLimits,
+  deferred: boolean,
+): { batch: PendingWrite[]; rest: PendingWrite[]; deferred: boolean } {
+  const head = queue[0]!;
+  if (queue.length === 1) return { batch: [head], rest: [], deferred: false };
+  const oversized = callJsonLength(head) > limits.maxBytes;
+  if (oversized && deferred) return { batch: [head], rest: queue.slice(1), deferred: false };
+  const batch: PendingWrite[] = [];
+  const rest: PendingWrite[] = [];
+  const passedOver = new Set<string>();
+  const keys = new Set<string>();
+  let bytes = 0;
+  let readings = 0;
+  for (const pending of queue) {
+    const { request } = pending;
+    const key = request.idempotency ? `${request.keyId} ${request.idempotency.key}` : undefined;
+    const count = request.readings?.length ?? 0;
+    const fits = batch.length < limits.maxBatch && !passedOver.has(request.datasourceId) &&
+      (batch.length === 0 || (
+        (request.readings !== undefined) === (batch[0]!.request.readings !== undefined) &&
+        readings + count <= MAX_CALL_READINGS && !(key && keys.has(key))
+      )) &&
+      bytes + callJsonLength(pending) <= limits.maxBytes;
+    if (!fits) {
+      rest.push(pending);
+      passedOver.add(request.datasourceId);
+      continue;
+    }
+    batch.push(pending);
+    if (key) keys.add(key);
+    bytes += callJsonLength(pending);
+    readings += count;
+  }
+  if (batch.length === 0) return { batch: [head], rest: queue.slice(1), deferred: false };
+  return { batch, rest, deferred: oversized };
+}
+
+/** A request as its write function reads it (an ingest_write_batch request, or ingest_write_readings'), serialized once. */
+function requestJson(pending: PendingWrite): string {
+  const { request } = pending;
+  pending.json ??= JSON.stringify(
+    request.readings ? readingsPayload(request) : {
+      datasource_id: request.datasourceId,
+      key_id: request.keyId,
+      values: request.values,
+      observed_at: request.observedAt ?? null,
+      ...(request.idempotency
+        ? { idempotency_key: request.idempotency.key, request_hash: request.idempotency.hash }
+        : {}),
+    },
+  );
+  return pending.json;
+}
+
+/** The characters a request adds to a call's JSON (its separator included). */
+function callJsonLength(pending: PendingWrite): number {
+  return requestJson(pending).length + 1;
+}
+
+/** The JSON array of a call's requests. */
+function callJson(batch: PendingWrite[]): string {
+  return `[${batch.map(requestJson).join(",")}]`;
+}
+
+/** Whether a write failed on the statement timeout (57014): a batch that took too long as a whole. */
+function isStatementTimeout(error: unknown): boolean {
+  const e = error as { name?: string; code?: string };
+  return e.name === "PostgresError" && e.code === "57014";
 }
 
 /**
