@@ -91,25 +91,17 @@ export async function addMember(sql: Sql, workspaceId: string, email: string, ro
 
 /** Changes a member's role; the last owner cannot be demoted (the database refuses). */
 export async function setMemberRole(sql: Sql, workspaceId: string, email: string, role: Role): Promise<string> {
-  const ws = await changeMember(
-    sql,
-    { workspaceId, email, action: "Cannot change role", missing: ": use members add" },
-    (
-      tx,
-      userId,
-    ) =>
-      tx`update public.workspace_members set role = ${role}
-      where workspace_id = ${workspaceId} and user_id = ${userId} returning role`,
-  );
+  const target = { workspaceId, email, action: "Cannot change role", missing: ": use members add" };
+  const ws = await changeMember(sql, target, (tx, userId) =>
+    tx`update public.workspace_members set role = ${role}
+      where workspace_id = ${workspaceId} and user_id = ${userId} returning role`);
   return `${email} is now ${role} of workspace "${ws.name}"`;
 }
 
 /** Removes a member; the last owner cannot be removed (the database refuses). */
 export async function removeMember(sql: Sql, workspaceId: string, email: string): Promise<string> {
-  const ws = await changeMember(sql, { workspaceId, email, action: "Cannot remove member", missing: "" }, (
-    tx,
-    userId,
-  ) =>
+  const target = { workspaceId, email, action: "Cannot remove member", missing: "" };
+  const ws = await changeMember(sql, target, (tx, userId) =>
     tx`delete from public.workspace_members
       where workspace_id = ${workspaceId} and user_id = ${userId} returning role`);
   return `Removed ${email} from workspace "${ws.name}"`;
