@@ -150,3 +150,56 @@ Deno.test("the Node-RED flow: key in the http request node's own headers, no Bas
   assert.deepEqual(delay.wires, [[request.id]]);
   assert.equal(other!.type, "debug");
 });
+
+/** Runs a command to its end, whatever its exit code. */
+async function runAny(command: string, args: string[], env: Record<string, string>) {
+  const output = await new Deno.Command(command, { args, env, cwd: SNIPPETS }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+const KEYLESS: Record<string, () => Promise<[string, string[]]>> = {
+  "curl (sh)": () => Promise.resolve(["sh", ["send_curl.sh"]]),
+  "Python (requests)": async () => [await pythonWithRequests(), ["send_python.py"]],
+  "Node.js (fetch)": () => Promise.resolve(["node", ["send_node.mjs"]]),
+};
+
+for (const [label, command] of Object.entries(KEYLESS)) {
+  Deno.test(`snippet "Send data from ${label}" without INGEST_API_KEY says so in one line, sends nothing`, async () => {
+    let requests = 0;
+    await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+      requests++;
+      return new Response(null, { status: 500 });
+    });
+    const [program, args] = await command();
+    const run = await runAny(program, args, {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      INGEST_URL: `http://127.0.0.1:${server.addr.port}/functions/v1/ingest-data`,
+    });
+    assert.notEqual(run.code, 0);
+    assert.equal(run.stdout, "");
+    const lines = run.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 1, `more than the message (a traceback, a stack):\n${run.stderr}`);
+    assert.match(lines[0]!, /set INGEST_API_KEY to the API key of your datasource$/);
+    assert.equal(requests, 0);
+  });
+}
+
+Deno.test(`snippet "Send data from curl (sh)": a refusal prints the error body, then a newline, then curl's line`, async () => {
+  await using db = await createTestDatabase();
+  await using fn = createTestFunction(db.url);
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, fn.handle);
+  const run = await runAny("sh", ["send_curl.sh"], {
+    PATH: Deno.env.get("PATH") ?? "",
+    INGEST_URL: `http://127.0.0.1:${server.addr.port}/functions/v1/ingest-data`,
+    INGEST_API_KEY: `tw_${"x".repeat(40)}`,
+  });
+  assert.notEqual(run.code, 0);
+  assert.ok(
+    run.stdout.endsWith("}\n"),
+    `the shell prompt would follow the body on its line: ${JSON.stringify(run.stdout)}`,
+  );
+  assert.equal(JSON.parse(run.stdout).code, "invalid_api_key");
+  assert.match(run.stderr, /^curl: \(22\) The requested URL returned error: 401\n$/);
+});
