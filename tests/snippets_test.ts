@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { errorResponse, HttpError } from "../supabase/functions/ingest-data/http_error.ts";
 import { freePort } from "../local/net.ts";
 import { createTestDatabase } from "./support/database.ts";
-import { createTestFunction, DOC_PAYLOADS } from "./support/function.ts";
+import { createTestFunction, DOC_PAYLOADS, postRequest } from "./support/function.ts";
 import { seedWorkspace } from "./support/seed.ts";
 
 const SNIPPETS = new URL("../docs/snippets/", import.meta.url);
@@ -149,4 +149,101 @@ Deno.test("the Node-RED flow: key in the http request node's own headers, no Bas
   assert.equal(delay.type, "delay");
   assert.deepEqual(delay.wires, [[request.id]]);
   assert.equal(other!.type, "debug");
+});
+
+/** Runs a command to its end, whatever its exit code. */
+async function runAny(command: string, args: string[], env: Record<string, string>) {
+  const output = await new Deno.Command(command, { args, env, cwd: SNIPPETS }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+const KEYLESS: Record<string, () => Promise<[string, string[]]>> = {
+  "curl (sh)": () => Promise.resolve(["sh", ["send_curl.sh"]]),
+  "Python (requests)": async () => [await pythonWithRequests(), ["send_python.py"]],
+  "Node.js (fetch)": () => Promise.resolve(["node", ["send_node.mjs"]]),
+};
+
+for (const [label, command] of Object.entries(KEYLESS)) {
+  Deno.test(`snippet "Send data from ${label}" without INGEST_API_KEY says so in one line, sends nothing`, async () => {
+    let requests = 0;
+    await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+      requests++;
+      return new Response(null, { status: 500 });
+    });
+    const [program, args] = await command();
+    const run = await runAny(program, args, {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      INGEST_URL: `http://127.0.0.1:${server.addr.port}/functions/v1/ingest-data`,
+    });
+    assert.notEqual(run.code, 0);
+    assert.equal(run.stdout, "");
+    const lines = run.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 1, `more than the message (a traceback, a stack):\n${run.stderr}`);
+    assert.match(lines[0]!, /set INGEST_API_KEY to the API key of your datasource$/);
+    assert.equal(requests, 0);
+  });
+}
+
+Deno.test(`snippet "Send data from curl (sh)": a refusal prints the error body, then a newline, then curl's line`, async () => {
+  await using db = await createTestDatabase();
+  await using fn = createTestFunction(db.url);
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, fn.handle);
+  const run = await runAny("sh", ["send_curl.sh"], {
+    PATH: Deno.env.get("PATH") ?? "",
+    INGEST_URL: `http://127.0.0.1:${server.addr.port}/functions/v1/ingest-data`,
+    INGEST_API_KEY: `tw_${"x".repeat(40)}`,
+  });
+  assert.notEqual(run.code, 0);
+  assert.ok(
+    run.stdout.endsWith("}\n"),
+    `the shell prompt would follow the body on its line: ${JSON.stringify(run.stdout)}`,
+  );
+  assert.equal(JSON.parse(run.stdout).code, "invalid_api_key");
+  assert.match(run.stderr, /^curl: \(22\) The requested URL returned error: 401\n$/);
+});
+
+/** The first fenced block of `language` after `heading` in a Markdown text. */
+function blockAfter(markdown: string, heading: string, language: string): string {
+  const section = markdown.slice(markdown.indexOf(`\n${heading}\n`));
+  const block = section.match(new RegExp("^```" + language + "\\n([\\s\\S]*?)^```$", "m"))?.[1];
+  assert.ok(block, `no ${language} block after ${heading}`);
+  return block;
+}
+
+Deno.test("docs/api.md's readings example, run after a value POSTed earlier, answers the documented readings and latest", async () => {
+  const api = await Deno.readTextFile(new URL("../docs/api.md", import.meta.url));
+  const heading = "## Readings with their own times (gateways)";
+  const example = blockAfter(api, heading, "sh");
+  const documented = JSON.parse(blockAfter(api, heading, "json"));
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  // What a newcomer did a little earlier: the documentation's single payload.
+  const earlier = new Date(Date.now() - 10_000).toISOString();
+  const first = await fn.handle(
+    postRequest({ temperature: 42.5 }, { key: s.apiKey, query: `?observed_at=${earlier}` }),
+  );
+  assert.equal(first.status, 200, await first.text());
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, fn.handle);
+
+  const { code, stdout, stderr } = await runAny("sh", ["-c", example], {
+    PATH: Deno.env.get("PATH") ?? "",
+    URL: `http://127.0.0.1:${server.addr.port}/functions/v1/ingest-data`,
+    KEY: s.apiKey,
+  });
+  assert.equal(code, 0, stderr);
+  const answer = JSON.parse(stdout);
+  assert.deepEqual([answer.ok, answer.readings, answer.latest], [
+    documented.ok,
+    documented.readings,
+    documented.latest,
+  ]);
+  const rows = await db
+    .sql`select data_key, value from public.datasource_values where datasource_id = ${s.datasourceId}`;
+  assert.deepEqual(Object.fromEntries(rows.map((r) => [r.data_key, r.value])), {
+    temperature: 42.1,
+    motor_stats: { rpm: 1490, vibration: 0.7 },
+  });
 });

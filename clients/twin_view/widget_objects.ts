@@ -9,6 +9,7 @@
 // @ts-types="@types/three"
 import * as THREE from "three";
 import { formatValue, type Reading, readingsOf } from "./format.ts";
+import { unitScale } from "./scale.ts";
 import type { TwinWidget } from "./types.ts";
 
 /** One widget's object: `show` draws a value, `glow` the highlight materials. */
@@ -75,10 +76,10 @@ function singleData(widget: TwinWidget, color: number): Parts {
     glow: [housing],
     show(value) {
       screen.draw([formatValue(widget, value)]);
-      if (typeof value !== "number") return;
+      if (typeof value !== "number" || !Number.isFinite(value)) return;
       low = Math.min(low, value, 0);
       high = Math.max(high, value);
-      const share = high > low ? (value - low) / (high - low) : 0.5;
+      const share = high > low ? unitScale([low, high])(value) : 0.5;
       needle.rotation.z = Math.PI * (1 - share * 0.999);
     },
   };
@@ -143,13 +144,10 @@ function chart(widget: TwinWidget, color: number): Parts {
       drawColumns(captionCanvas, readings, captionSize);
       captionTexture.needsUpdate = true;
       if (readings.length === 0) return;
-      const values = readings.map((r) => r.value);
-      const low = Math.min(0, ...values);
-      const high = Math.max(0, ...values);
-      const span = high - low || 1;
+      const share = unitScale([0, ...readings.map((r) => r.value)]);
       const step = 2.8 / readings.length;
       const x = (i: number) => -1.4 + step * (i + 0.5);
-      const y = (v: number) => 0.3 + ((v - low) / span) * 2.4;
+      const y = (v: number) => 0.3 + share(v) * 2.4;
       if (widget.widget_type === "BarChart") {
         readings.forEach((r, i) => {
           const height = Math.max(Math.abs(y(r.value) - y(0)), 0.02);

@@ -14,9 +14,10 @@ url="${INGEST_URL:-http://127.0.0.1:54321/functions/v1/ingest-data}"
 idempotency_key=$(cat /proc/sys/kernel/random/uuid 2>/dev/null || uuidgen)
 
 # --fail-with-body: exit non-zero on a 4xx/5xx and still print the error's JSON
-# (its "message" says what to fix). --retry retries timeouts, 429, 500 and 503
-# (waiting Retry-After seconds when given): safe with the Idempotency-Key.
-curl --silent --show-error --fail-with-body --retry 3 \
+# (its "message" says what to fix); --write-out ends the answer, 200 or error,
+# with a newline. --retry retries timeouts, 429, 500 and 503 (waiting
+# Retry-After seconds when given): safe with the Idempotency-Key.
+curl --silent --show-error --fail-with-body --write-out '\n' --retry 3 \
   -X POST "$url" \
   --header "X-API-Key: $INGEST_API_KEY" \
   --header "Idempotency-Key: $idempotency_key" \
@@ -26,4 +27,3 @@ curl --silent --show-error --fail-with-body --retry 3 \
   "motor_stats": { "rpm": 1500, "vibration": 0.75 },
   "production_output": { "machines": ["Machine A", "Machine B", "Machine C"], "units_per_hour": [112, 124, 98] }
 }'
-echo

@@ -8,7 +8,10 @@ import { randomUUID } from "node:crypto";
 
 const url = process.env.INGEST_URL ?? "http://127.0.0.1:54321/functions/v1/ingest-data";
 const apiKey = process.env.INGEST_API_KEY; // the API key of your datasource
-if (!apiKey) throw new Error("set INGEST_API_KEY to the API key of your datasource");
+if (!apiKey) {
+  console.error("set INGEST_API_KEY to the API key of your datasource");
+  process.exit(1);
+}
 
 /** POSTs one payload; retries 429, 503 and lost answers with the same Idempotency-Key (never stored twice). */
 async function send(values) {

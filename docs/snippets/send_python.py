@@ -13,7 +13,9 @@ import uuid
 import requests
 
 URL = os.environ.get("INGEST_URL", "http://127.0.0.1:54321/functions/v1/ingest-data")
-API_KEY = os.environ["INGEST_API_KEY"]  # the API key of your datasource
+API_KEY = os.environ.get("INGEST_API_KEY")  # the API key of your datasource
+if not API_KEY:
+    sys.exit("set INGEST_API_KEY to the API key of your datasource")  # to stderr, exit status 1
 
 
 def send(values: dict) -> dict:

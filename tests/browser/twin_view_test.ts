@@ -22,7 +22,7 @@ import { createTestDatabase } from "../support/database.ts";
 import { startDevServer } from "../support/dev_server.ts";
 import { DOC_PAYLOADS, postRequest } from "../support/function.ts";
 import { DOC_WIDGETS, seedWorkspace } from "../support/seed.ts";
-import { startTestStack } from "../support/stack.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
 
 /** The issue's promise: each POST shows within 1 s. */
 const SHOWN_WITHIN_MS = 1000;
@@ -31,6 +31,71 @@ const ALL_TYPES: readonly WidgetSpec[] = [
   ...DOC_WIDGETS,
   { name: "Pressure", widget_type: "LineChart", data_key: "pressure", settings: { labelsKey: "t", valuesKey: "bar" } },
 ];
+
+/** Serves the twin view on `port`, from its own origin as a dashboard would be, with the stack as its Supabase. */
+async function serveTwinView(stack: TestStack, userId: string, port: number): Promise<Deno.HttpServer> {
+  const twinView = createTwinViewHandler({
+    supabaseUrl: stack.url,
+    anonKey: stack.anonKey,
+    accessToken: await stack.tokenFor(userId),
+  });
+  return Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, twinView);
+}
+
+/**
+ * Installs three.js' devtools hook before the page's scripts run, so that
+ * `findNonFinite` can walk the scenes the page builds.
+ */
+function collectScenes(): void {
+  const hook = new EventTarget();
+  const scenes: unknown[] = [];
+  hook.addEventListener("observe", (event) => {
+    const detail = (event as CustomEvent<{ isScene?: boolean }>).detail;
+    if (detail?.isScene) scenes.push(detail);
+  });
+  Object.assign(globalThis, { __THREE_DEVTOOLS__: hook, __twinScenes: scenes });
+}
+
+/** In the page: every position, rotation, scale, world matrix, vertex and instance matrix that is not finite. */
+function findNonFinite(): string[] {
+  interface Node {
+    type: string;
+    name: string;
+    position: { toArray(): number[] };
+    rotation: { toArray(): unknown[] };
+    scale: { toArray(): number[] };
+    matrixWorld: { elements: number[] };
+    geometry?: { attributes: Record<string, { array: ArrayLike<number> }>; boundingSphere: { radius: number } | null };
+    instanceMatrix?: { array: ArrayLike<number> };
+    traverse(fn: (node: Node) => void): void;
+    updateMatrixWorld(force: boolean): void;
+  }
+  const bad: string[] = [];
+  const check = (what: string, numbers: ArrayLike<unknown>) => {
+    for (let i = 0; i < numbers.length; i++) {
+      const n = numbers[i];
+      if (typeof n === "number" && !Number.isFinite(n)) return void bad.push(`${what}[${i}] = ${n}`);
+    }
+  };
+  const scenes = (globalThis as unknown as { __twinScenes: Node[] }).__twinScenes;
+  if (scenes.length === 0) bad.push("no scene was observed");
+  for (const scene of scenes) {
+    scene.updateMatrixWorld(true);
+    scene.traverse((node) => {
+      const at = `${node.type}${node.name ? ` ${node.name}` : ""}`;
+      check(`${at} position`, node.position.toArray());
+      check(`${at} rotation`, node.rotation.toArray());
+      check(`${at} scale`, node.scale.toArray());
+      check(`${at} matrixWorld`, node.matrixWorld.elements);
+      for (const [name, attribute] of Object.entries(node.geometry?.attributes ?? {})) {
+        check(`${at} geometry.${name}`, attribute.array);
+      }
+      if (node.geometry?.boundingSphere) check(`${at} boundingSphere`, [node.geometry.boundingSphere.radius]);
+      if (node.instanceMatrix) check(`${at} instanceMatrix`, node.instanceMatrix.array);
+    });
+  }
+  return bad;
+}
 
 Deno.test("deno task dev: the twin view loads without console errors, renders the scene, turns with the mouse, shows the curl payload within 1 s", async () => {
   const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });
@@ -83,14 +148,8 @@ Deno.test("twin view on the test stack: every widget type live within 1 s, highl
     return await createDatasource(tx, annex, { name: "Oven", widgets: DOC_WIDGETS.slice(0, 1) });
   });
   await using stack = await startTestStack(db.url);
-  // The page is served from its own origin, as a dashboard would be; the stack is its Supabase.
-  const twinView = createTwinViewHandler({
-    supabaseUrl: stack.url,
-    anonKey: stack.anonKey,
-    accessToken: await stack.tokenFor(s.viewer),
-  });
   const port = freePort();
-  await using _server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, twinView);
+  await using _server = await serveTwinView(stack, s.viewer, port);
   await using chromium = await launchChromium();
   const { page, errors } = await openTwinView(
     chromium.browser,
@@ -163,4 +222,41 @@ Deno.test("twin view on the test stack: every widget type live within 1 s, highl
   assert.ok(layout.panel.top >= layout.scene.bottom - 1, JSON.stringify(layout));
   // While the server was down, only the failed reconnection attempts may have been reported.
   assert.deepEqual(errors.slice(before).filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(e)), []);
+});
+
+Deno.test("twin view: the largest and smallest numbers JSON carries draw without NaN geometry or console errors", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql, { widgets: ALL_TYPES });
+  await using stack = await startTestStack(db.url);
+  const port = freePort();
+  await using _server = await serveTwinView(stack, s.viewer, port);
+  await using chromium = await launchChromium();
+  const { page, errors, warnings } = await openTwinView(chromium.browser, `http://127.0.0.1:${port}/`);
+  // Reload with the hook in place: the scene built on load is then observed.
+  await page.evaluateOnNewDocument(collectScenes);
+  await page.reload({ waitUntil: "load" });
+  await waitForStatus(page, "live", 20_000);
+
+  const max = Number.MAX_VALUE;
+  // The gauge's range, the bars' and the line's spans each exceed Number.MAX_VALUE: (high - low) is Infinity.
+  assert.equal(await stack.post(s.apiKey, { temperature: -max }), 200);
+  await waitForValue(page, "temperature", String(-max), 5000);
+  const huge = {
+    temperature: max,
+    motor_stats: { rpm: max, vibration: -1e308 },
+    production_output: { machines: ["A", "B", "C", "D"], units_per_hour: [1e308, -1e308, 5e-324, 0] },
+    pressure: { t: ["a", "b", "c"], bar: [-max, max, -max] },
+  };
+  assert.equal(await stack.post(s.apiKey, huge), 200);
+  await waitForValue(page, "pressure", `a ${-max} · b ${max} · c ${-max}`, 5000);
+  assert.equal(
+    (await panelRows(page)).find((r) => r.key === "production_output")?.value,
+    "A 1e+308 · B -1e+308 · C 5e-324 · D 0",
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300)); // the frames of the highlight are drawn
+  assert.deepEqual(await page.evaluate(findNonFinite), []);
+  const { colours } = await canvasColours(page);
+  assert.ok(colours > 20, `the canvas shows ${colours} colours: blank?`);
+  assert.deepEqual(errors, []);
+  assert.deepEqual(warnings.filter((w) => /THREE|NaN/.test(w)), []);
 });

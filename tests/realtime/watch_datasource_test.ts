@@ -4,6 +4,7 @@
  * delivers, and watchDatasource shows the values.
  */
 import assert from "node:assert/strict";
+import type { SupabaseClient } from "@supabase/supabase-js";
 import { type LatestValue, watchDatasource, type WatchStatus } from "../../clients/watch_datasource.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { postRequest } from "../support/function.ts";
@@ -337,4 +338,91 @@ Deno.test("when the stand-in's feed loses its database connection, subscribers r
   await r.until(() => r.latest().temperature?.value === 12, "the value, read again after the reconnect");
   assert.ok(r.statuses.some((x) => x.status === "reconnecting"));
   await watch.stop();
+});
+
+/** The README's ```ts blocks, without their import lines. */
+async function readmeSnippets(): Promise<string[]> {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  return [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) =>
+    m[1]!.split("\n").filter((line) => !line.startsWith("import ")).join("\n")
+  );
+}
+
+/**
+ * Runs a README snippet as written, with the `.env` lines' names bound to the
+ * stack and `render`/`showStatus` recorded; returns its client.
+ */
+async function runSnippet(code: string, env: Record<string, string>, record: (what: string, args: unknown[]) => void) {
+  const { createClient } = await import("@supabase/supabase-js");
+  const names = ["SUPABASE_URL", "SUPABASE_ANON_KEY", "DEMO_ACCESS_TOKEN", "DEMO_DATASOURCE_ID"];
+  const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor as new (
+    ...args: string[]
+  ) => (...args: unknown[]) => Promise<SupabaseClient>;
+  const run = new AsyncFunction(
+    "createClient",
+    "watchDatasource",
+    ...names,
+    "render",
+    "showStatus",
+    `${code}\nreturn supabase;`,
+  );
+  return await run(
+    createClient,
+    watchDatasource,
+    ...names.map((name) => env[name]),
+    (...args: unknown[]) => record("render", args),
+    (...args: unknown[]) => record("status", args),
+  );
+}
+
+Deno.test("the README's supabase-js snippets, run as written: each joins at the first attempt and shows a POSTed value", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  // Supabase's own back-off: a refused first join would hold the channel for 5 s.
+  await using stack = await startTestStack(db.url, { joinErrorBackoffMs: 5000 });
+  const env = {
+    SUPABASE_URL: stack.url,
+    SUPABASE_ANON_KEY: stack.anonKey,
+    DEMO_ACCESS_TOKEN: await stack.tokenFor(s.viewer),
+    DEMO_DATASOURCE_ID: s.datasourceId,
+  };
+  const snippets = await readmeSnippets();
+  assert.equal(snippets.length, 2, "the README's watchDatasource and own-channel snippets");
+  for (const [i, code] of snippets.entries()) {
+    const calls: { what: string; args: unknown[] }[] = [];
+    const r = recorder();
+    const supabase = await runSnippet(code, env, (what, args) => calls.push({ what, args }));
+    try {
+      await r.until(() => supabase.getChannels()[0]?.state === "joined", `snippet ${i + 1} joined`);
+      const value = 40 + i;
+      assert.equal(await stack.post(s.apiKey, { temperature: value }), 200);
+      // watchDatasource renders each DataKey's {value, observed_at, received_at}; the own channel the raw values.
+      const shown = ({ what, args }: { what: string; args: unknown[] }) => {
+        const temperature = (args[0] as Record<string, unknown> | undefined)?.temperature;
+        return what === "render" && (temperature === value || (temperature as LatestValue)?.value === value);
+      };
+      await r.until(() => calls.some(shown), `snippet ${i + 1} rendering ${value}`);
+      const statuses = calls.filter((c) => c.what === "status").map((c) => c.args[0]);
+      assert.ok(!statuses.includes("CHANNEL_ERROR"), `snippet ${i + 1}: ${JSON.stringify(statuses)}`);
+      if (code.includes(".subscribe(")) assert.equal(statuses[0], "SUBSCRIBED");
+    } finally {
+      await supabase.removeAllChannels();
+    }
+  }
+  // docs/realtime.md's client setup shows the same own-channel snippet.
+  const realtime = await Deno.readTextFile(new URL("../../docs/realtime.md", import.meta.url));
+  assert.ok(realtime.replace(/^ {2}/gm, "").includes(snippets[1]!.trim()), "docs/realtime.md differs from the README");
+});
+
+Deno.test("without await setAuth(), a channel subscribed at once joins with the anon key and is refused (why the README awaits it)", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const supabase = stack.client(async () => await stack.tokenFor(s.viewer));
+  const states: string[] = [];
+  supabase.channel(`datasource:${s.datasourceId}`, { config: { private: true } })
+    .subscribe((state) => states.push(state));
+  const r = recorder();
+  await r.until(() => states.includes("SUBSCRIBED"), "the rejoin with the user's token");
+  assert.equal(states[0], "CHANNEL_ERROR", JSON.stringify(states));
 });
