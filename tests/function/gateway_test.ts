@@ -233,6 +233,44 @@ Deno.test("Idempotency-Key: a retry replays the answer and stores nothing; anoth
   assert.equal((await counts(db.sql)).history, 2);
 });
 
+Deno.test("Idempotency-Key: the same text sent as NDJSON and then as JSON is a 422, never a replay", async () => {
+  await using db = await createTestDatabase();
+  // DataKeys that make one text valid both ways: as NDJSON one reading of temperature and humidity,
+  // as JSON a single payload of the DataKeys observed_at and values.
+  const s = await seedWorkspace(db.sql, {
+    widgets: [
+      { name: "T", widget_type: "SingleData", data_key: "temperature", settings: {} },
+      { name: "H", widget_type: "SingleData", data_key: "humidity", settings: {} },
+      { name: "O", widget_type: "SingleData", data_key: "observed_at", settings: {} },
+      {
+        name: "V",
+        widget_type: "DoubleData",
+        data_key: "values",
+        settings: { primarySubKey: "temperature", secondarySubKey: "humidity" },
+      },
+    ],
+  });
+  await using fn = createTestFunction(db.url);
+  const text = JSON.stringify({ observed_at: Date.now() - 60_000, values: { temperature: 1, humidity: 2 } });
+  const send = (type: string) =>
+    fn.handle(postRequest(text, { key: s.apiKey, headers: { "Content-Type": type, "Idempotency-Key": "both-ways" } }));
+  const ndjson = await send("application/x-ndjson");
+  assert.equal(ndjson.status, 200, await ndjson.clone().text());
+  assert.equal((await ndjson.json()).readings, 1);
+  const json = await send("application/json");
+  const body = await json.json();
+  assert.equal(json.status, 422, JSON.stringify(body));
+  assert.equal(body.code, "idempotency_key_reused");
+  assert.equal(json.headers.get("Idempotent-Replayed"), null);
+  assert.deepEqual(Object.keys(await latest(db.sql)).sort(), ["humidity", "temperature"]);
+  // The other way round, with a new key: the JSON request is stored, the NDJSON retry is refused.
+  const other = (type: string) =>
+    fn.handle(postRequest(text, { key: s.apiKey, headers: { "Content-Type": type, "Idempotency-Key": "json-first" } }));
+  assert.deepEqual((await (await other("application/json")).json()).stored, ["observed_at", "values"]);
+  assert.equal((await other("application/x-ndjson")).status, 422);
+  assert.equal((await other("application/json")).headers.get("Idempotent-Replayed"), "true");
+});
+
 Deno.test("Idempotency-Key: the same request sent many times at once is stored once", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { hashApiKey, invalidApiKey, readApiKey, unauthorized } from "./api_key.ts";
-import { readJsonBody } from "./body.ts";
+import { type Body, readJsonBody } from "./body.ts";
 import type { Config } from "./config.ts";
 import { buildExampleSchema } from "./example_schema.ts";
 import { errorResponse, HttpError } from "./http_error.ts";
@@ -109,7 +109,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     const body = await readJsonBody(request, { maxBytes: config.maxBodyBytes, maxDepth: config.limits.maxDepth });
     const validator = validatorFor(key);
     const idempotency = idempotencyKey !== undefined && !query.dryRun
-      ? { key: idempotencyKey, hash: requestHash(query.observedAt, body.text) }
+      ? { key: idempotencyKey, hash: requestHash(body, query.observedAt) }
       : undefined;
     const base = { ok: true, datasource_id: key.datasource_id, ...(query.dryRun ? { dry_run: true } : {}) };
 
@@ -363,9 +363,15 @@ function readIdempotencyKey(headers: Headers): string | undefined {
   return key;
 }
 
-/** SHA-256 (hex) of what a request asks for: its time query and its body. */
-function requestHash(observedAt: string | undefined, text: string): string {
-  return createHash("sha256").update(`${observedAt ?? ""}\n${text}`).digest("hex");
+/**
+ * SHA-256 (hex) of what a request asks for: how its body was read, its time query and its body's text. A JSON
+ * text alone says whether it is a payload or readings; the same text read as NDJSON is another request, so
+ * its first line is `ndjson` (never a `?observed_at=` time, which readings refuse). A JSON request keeps the
+ * form of earlier records, `<observed_at or nothing>\n<text>`, so that its retry across a deploy still replays.
+ */
+function requestHash(body: Body, observedAt: string | undefined): string {
+  const read = body.ndjson ? "ndjson" : observedAt ?? "";
+  return createHash("sha256").update(`${read}\n${body.text}`).digest("hex");
 }
 
 /** Maps store failures to HTTP; anything unknown becomes a generic 500. */
