@@ -70,7 +70,7 @@ export const ERROR_CODES = {
   ],
   payload_too_large: [
     413,
-    "the body is over the size limit (1 MiB by default)",
+    "the body is over the size limit (1 MiB by default); a gzip body, as sent or once decompressed",
   ],
   unsupported_media_type: [
     415,

@@ -162,8 +162,9 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
               name: "Content-Encoding",
               in: "header",
               required: false,
-              description: "`gzip` bodies are decompressed as they are read; the size limit applies to the " +
-                "decompressed body. Anything but `gzip` or `identity` is a 415 `unsupported_encoding`.",
+              description: "`gzip` bodies (one member or several concatenated, RFC 1952); the size limit applies " +
+                "to the body as sent and to the decompressed body. Anything but `gzip` or `identity` is a 415 " +
+                "`unsupported_encoding`.",
               schema: { type: "string", enum: ["gzip", "identity"] },
             },
           ],
