@@ -90,6 +90,10 @@ export const ERROR_CODES = {
     503,
     "the database is unreachable or timed out; nothing was stored",
   ],
+  key_lookup_limited: [
+    503,
+    "a key this instance has not seen yet, while its budget of key lookups is spent; retry after `Retry-After`",
+  ],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** A machine error code. */

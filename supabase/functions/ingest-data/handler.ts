@@ -9,7 +9,7 @@ import { type Body, readJsonBody } from "./body.ts";
 import type { Config } from "./config.ts";
 import { buildExampleSchema } from "./example_schema.ts";
 import { errorResponse, HttpError } from "./http_error.ts";
-import { createKeyResolver } from "./key_resolver.ts";
+import { createKeyResolver, LookupLimitedError } from "./key_resolver.ts";
 import { defaultLogSink } from "./log_sink.ts";
 import { buildPayloadValidator, type PayloadValidator } from "./payload_schema.ts";
 import { createRateLimiter, type RateDecision } from "./rate_limiter.ts";
@@ -54,6 +54,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   const resolveKey = createKeyResolver(store, {
     ttlMs: config.keyCacheTtlMs,
     negativeTtlMs: config.negativeCacheTtlMs,
+    lookups: config.keyLookups,
     now,
   });
   const validators = new Map<string, PayloadValidator>();
@@ -377,6 +378,16 @@ function requestHash(body: Body, observedAt: string | undefined): string {
 /** Maps store failures to HTTP; anything unknown becomes a generic 500. */
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
+  if (error instanceof LookupLimitedError) {
+    // Not a 401: the key was not checked, and a client told "invalid" would stop instead of retrying.
+    return new HttpError(
+      503,
+      "key_lookup_limited",
+      "Service unavailable: this instance is checking too many API keys it has not seen before, so this key " +
+        "could not be checked yet. Retry after Retry-After.",
+      { headers: { "Retry-After": String(error.retryAfterS) } },
+    );
+  }
   if (error instanceof StoreError) {
     switch (error.kind) {
       case "unauthorized":
