@@ -85,15 +85,44 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     return validator;
   }
 
-  async function authenticate(request: Request): Promise<ResolvedKey> {
-    const keyHash = hashApiKey(readApiKey(request.headers));
+  async function authenticate(keyHash: string): Promise<ResolvedKey> {
     const key = await resolveKey(keyHash);
-    if (!key) throw invalidApiKey();
-    if (key.revoked) throw unauthorized("revoked_api_key", "API key revoked: create a new one on the datasource card");
+    const refusal = keyRefusal(key);
+    if (refusal) throw refusal;
+    return key!;
+  }
+
+  /** Why the key cannot be used at all: unknown, revoked or expired; undefined when it can. */
+  function keyRefusal(key: ResolvedKey | null): HttpError | undefined {
+    if (!key) return invalidApiKey();
+    if (key.revoked) return unauthorized("revoked_api_key", "API key revoked: create a new one on the datasource card");
     if (key.expires_at && Date.parse(key.expires_at) <= now()) {
-      throw unauthorized("expired_api_key", "API key expired: create a new one on the datasource card");
+      return unauthorized("expired_api_key", "API key expired: create a new one on the datasource card");
     }
-    return key;
+    return undefined;
+  }
+
+  /**
+   * The database refused a cached key's write (revoked, expired, deleted, or its scope or datasource changed):
+   * the key is looked up again, so that this answer and every later one, GET or POST, say why.
+   */
+  async function relearnKey(keyHash: string, error: StoreError): Promise<unknown> {
+    let key: ResolvedKey | null;
+    try {
+      key = await resolveKey.refresh(keyHash);
+    } catch {
+      return error; // the database's refusal stands
+    }
+    return keyRefusal(key) ?? writeRefusal(key!) ?? error;
+  }
+
+  /** Why the key cannot write: a read-only key, a disabled datasource; undefined when it can. */
+  function writeRefusal(key: ResolvedKey): HttpError | undefined {
+    if (!key.scopes.includes("ingest:write")) {
+      return new HttpError(403, "insufficient_scope", "Forbidden: this API key is read-only (it lacks ingest:write)");
+    }
+    if (!key.enabled) return new HttpError(403, "datasource_disabled", "Forbidden: this datasource is disabled");
+    return undefined;
   }
 
   /** Checks and stores a POST; the response body, and whether it replays an earlier answer. */
@@ -101,10 +130,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     request: Request,
     key: ResolvedKey,
   ): Promise<{ body: unknown; replayed: boolean; dryRun?: true }> {
-    if (!key.scopes.includes("ingest:write")) {
-      throw new HttpError(403, "insufficient_scope", "Forbidden: this API key is read-only (it lacks ingest:write)");
-    }
-    if (!key.enabled) throw new HttpError(403, "datasource_disabled", "Forbidden: this datasource is disabled");
+    const refusal = writeRefusal(key);
+    if (refusal) throw refusal;
     const query = readQuery(request.url, now());
     const idempotencyKey = readIdempotencyKey(request.headers);
     const body = await readJsonBody(request, { maxBytes: config.maxBodyBytes, maxDepth: config.limits.maxDepth });
@@ -234,6 +261,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   return async function handle(request) {
     const started = performance.now();
     const requestId = crypto.randomUUID();
+    let keyHash: string | undefined;
     let key: ResolvedKey | undefined;
     let response: Response;
     let failure: HttpError | undefined;
@@ -249,7 +277,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           headers: { Allow: ALLOW },
         });
       } else {
-        key = await authenticate(request);
+        keyHash = hashApiKey(readApiKey(request.headers));
+        key = await authenticate(keyHash);
         const rate = limitRate(key);
         const { body, replayed, dryRun: dry } = request.method === "GET"
           ? { body: example(key), replayed: false }
@@ -267,7 +296,9 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         });
       }
     } catch (error) {
-      failure = toHttpError(error);
+      const refused = keyHash && error instanceof StoreError &&
+        (error.kind === "unauthorized" || error.kind === "forbidden");
+      failure = toHttpError(refused ? await relearnKey(keyHash!, error) : error);
       if (failure.status >= 500) internal = describeInternal(error);
       response = errorResponse(failure, { requestId, headers: cors });
     }
