@@ -109,8 +109,9 @@ export const errorBodySchema = z.object({
     description: "What went wrong and what to do, for a human",
     example: 'Cannot parse payload: "motor_stats.rpm" must be a number or a string',
   }),
-  issues: z.array(payloadIssueSchema).meta({
-    description: "Each problem with the payload; empty for other errors",
+  issues: z.array(payloadIssueSchema).max(100).meta({
+    description: "The problems with the payload, at most 100 (checking stops there, and the message then says the " +
+      "list stops at 100); empty for other errors",
   }),
   request_id: z.uuid().meta({
     description: "Also in the `X-Request-Id` header and the log line",
