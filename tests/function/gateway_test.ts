@@ -402,6 +402,39 @@ Deno.test("?dry_run=true checks everything and answers like a POST, but writes a
   assert.equal((await counts(db.sql)).history, 1);
 });
 
+Deno.test("?dry_run accepts exactly what docs/api.md says: true or false, once", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  const post = (query: string) => fn.handle(postRequest({ temperature: 1 }, { key: s.apiKey, query }));
+  const dry = await post("?dry_run=true");
+  assert.equal((await dry.json()).dry_run, true);
+  const real = await post("?dry_run=false");
+  assert.equal(real.status, 200);
+  assert.equal((await real.json()).dry_run, undefined);
+  for (
+    const query of [
+      "?dry_run",
+      "?dry_run=",
+      "?dry_run=1",
+      "?dry_run=0",
+      "?dry_run=TRUE",
+      "?dry_run=yes",
+      "?dry_run=true&dry_run=false",
+    ]
+  ) {
+    const res = await post(query);
+    const body = await res.json();
+    assert.equal(res.status, 400, query);
+    assert.equal(body.code, "invalid_query", query);
+    assert.match(body.message, /^Cannot parse dry_run: .* must be true or false/, query);
+  }
+  assert.equal((await counts(db.sql)).history, 1, "only ?dry_run=false stored");
+  // The table of docs/api.md says the same.
+  const doc = await Deno.readTextFile(new URL("../../docs/api.md", import.meta.url));
+  assert.match(doc, /\| `invalid_query` +\| `\?dry_run=` is anything but `true` or `false`, or is sent twice +\|/);
+});
+
 Deno.test("?observed_at= follows the time rules, and a + turned into a space says to URL-encode it", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);

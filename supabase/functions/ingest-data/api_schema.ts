@@ -40,7 +40,7 @@ export const ERROR_CODES = {
   limit_exceeded: [400, "too many DataKeys or readings, or too deep a nesting"],
   invalid_query: [
     400,
-    "a query parameter is malformed, e.g. `dry_run` other than true or false",
+    "a query parameter is malformed, e.g. `dry_run` other than `true` or `false`, or sent twice",
   ],
   invalid_idempotency_key: [
     400,

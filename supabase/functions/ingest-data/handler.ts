@@ -355,16 +355,17 @@ interface Query {
 
 const NO_QUERY: Query = { dryRun: false };
 
-/** Reads `?observed_at=` (the rules of time.ts) and `?dry_run=true`; 400 when malformed. */
+/** Reads `?observed_at=` (the rules of time.ts) and `?dry_run=true` or `false` (nothing else); 400 when malformed. */
 function readQuery(url: string, now: number): Query {
   if (!url.includes("?")) return NO_QUERY; // the usual case: no URL parsing per request
   const params = new URL(url).searchParams;
   const raw = params.get("observed_at");
-  const dry = params.get("dry_run");
-  if (dry !== null && !["true", "false", "1", "0", ""].includes(dry)) {
-    throw new HttpError(400, "invalid_query", `Cannot parse dry_run: "${dry.slice(0, 40)}" must be true or false`);
+  const dry = params.getAll("dry_run");
+  if (dry.length > 1 || (dry.length === 1 && dry[0] !== "true" && dry[0] !== "false")) {
+    const said = dry.length > 1 ? "it is sent twice, it" : `"${dry[0]!.slice(0, 40)}"`;
+    throw new HttpError(400, "invalid_query", `Cannot parse dry_run: ${said} must be true or false`);
   }
-  const dryRun = dry === "true" || dry === "1" || dry === "";
+  const dryRun = dry[0] === "true";
   if (raw === null) return { dryRun };
   try {
     return { observedAt: formatTime(parseTime(raw, now)), dryRun };

@@ -145,7 +145,8 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
               in: "query",
               required: false,
               description: "`true`: check the key, scope, limits and payload and answer as the POST would, with " +
-                '`"dry_run": true`, but write, broadcast and record nothing (commissioning a device).',
+                '`"dry_run": true`, but write, broadcast and record nothing (commissioning a device). `false` stores ' +
+                "as usual; any other value (empty, `1`, `TRUE`) or a second `dry_run` is a 400 `invalid_query`.",
               schema: { type: "boolean", default: false },
             },
             {
