@@ -1,5 +1,8 @@
 /** Authentication and authorization of ingest-data, checked before the body is read. */
 import assert from "node:assert/strict";
+import { loadConfig } from "../../supabase/functions/ingest-data/config.ts";
+import { createStore } from "../../supabase/functions/ingest-data/create_store.ts";
+import { createHandler } from "../../supabase/functions/ingest-data/handler.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { createTestFunction, ENDPOINT, postRequest } from "../support/function.ts";
 import { createKey, seedWorkspace } from "../support/seed.ts";
@@ -120,4 +123,47 @@ Deno.test("405 with Allow for other methods; OPTIONS answers the CORS preflight"
   assert.equal(preflight.status, 204);
   assert.equal(preflight.headers.get("Access-Control-Allow-Origin"), "*");
   assert.match(preflight.headers.get("Access-Control-Allow-Headers") ?? "", /x-api-key/);
+});
+
+Deno.test("a flood of random keys costs at most the lookup budget; known keys are unaffected; a new key gets 503", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const fresh = await createKey(db.sql, s.datasourceId);
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    INGEST_KEY_LOOKUPS_PER_SECOND: "5",
+    INGEST_KEY_LOOKUPS_BURST: "5",
+  });
+  await using store = Object.assign(createStore(config.store), { [Symbol.asyncDispose]: () => store.close() });
+  let lookups = 0;
+  const resolveKey = store.resolveKey.bind(store);
+  store.resolveKey = (hash) => (lookups++, resolveKey(hash));
+  let clock = Date.now();
+  const handle = createHandler({ config, store, now: () => clock, log: () => {} });
+  const post = async (key: string) => {
+    const res = await handle(postRequest({ temperature: 1 }, { key }));
+    return { status: res.status, retryAfter: res.headers.get("Retry-After"), ...(await res.json()) };
+  };
+
+  assert.equal((await post(s.apiKey)).status, 200);
+  const random = Array.from({ length: 40 }, (_, i) => "tw_" + i.toString(16).padStart(64, "0"));
+  const answers = [];
+  for (const key of random) answers.push(await post(key));
+  assert.deepEqual(answers.slice(0, 4).map((a) => a.code), Array(4).fill("invalid_api_key"));
+  for (const answer of answers.slice(4)) {
+    assert.equal(answer.status, 503);
+    assert.equal(answer.code, "key_lookup_limited");
+    assert.equal(answer.retryAfter, "1");
+  }
+  assert.equal(lookups, 5, "the known key's lookup and the burst's four");
+  // The known key still writes; a key found unknown stays a 401, from the cache.
+  assert.equal((await post(s.apiKey)).status, 200);
+  assert.equal((await post(random[0]!)).code, "invalid_api_key");
+  assert.equal(lookups, 5);
+  // A valid key this instance has not seen is not called invalid: it was not checked. It retries and is stored.
+  const first = await post(fresh.apiKey);
+  assert.equal(first.status, 503, JSON.stringify(first));
+  clock += Number(first.retryAfter) * 1000;
+  assert.equal((await post(fresh.apiKey)).status, 200);
+  assert.equal(lookups, 6);
 });

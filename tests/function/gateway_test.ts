@@ -65,10 +65,6 @@ Deno.test("NDJSON, and gzip: the same readings, the limit on the decompressed si
   await using fn = createTestFunction(db.url, { INGEST_MAX_BODY_BYTES: "2000" });
   const ndjson = [1, 2, 3].map((n) => JSON.stringify({ observed_at: minutesAgo(n), values: { temperature: n } }))
     .join("\n") + "\n";
-  const gzip = async (text: string) =>
-    new Uint8Array(
-      await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
-    );
   const send = (body: BodyInit, headers: Record<string, string>) =>
     fn.handle(
       new Request("http://localhost/functions/v1/ingest-data", {
@@ -103,6 +99,79 @@ Deno.test("NDJSON, and gzip: the same readings, the limit on the decompressed si
   assert.equal(res.status, 400);
   assert.equal((await counts(db.sql)).history, 6);
 });
+
+Deno.test("gzip: concatenated members (RFC 1952) are one body; the compressed size has the body limit too", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url, { INGEST_MAX_BODY_BYTES: "2000" });
+  const send = (body: BodyInit, headers: Record<string, string> = {}) =>
+    fn.handle(
+      new Request("http://localhost/functions/v1/ingest-data", {
+        method: "POST",
+        headers: {
+          "X-API-Key": s.apiKey,
+          "Content-Type": "application/x-ndjson",
+          "Content-Encoding": "gzip",
+          ...headers,
+        },
+        body,
+      }),
+    );
+  const lines = [1, 2, 3].map((n) => JSON.stringify({ observed_at: minutesAgo(n), values: { temperature: n } }) + "\n");
+  // What `cat a.gz b.gz` or a gateway appending to a gzip log sends: one member per line.
+  const members = concat(...await Promise.all(lines.map(gzip)));
+  let res = await send(members);
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal((await res.json()).readings, 3);
+
+  // Empty stored blocks decompress to nothing: without a limit on the compressed size a client could
+  // make the function read any number of bytes. The stream stops being read soon after the limit.
+  const json = await gzip(JSON.stringify({ temperature: 1 }));
+  const emptyBlocks = new Uint8Array(64 * 1024).map((_, i) => [0, 0, 0, 0xff, 0xff][i % 5]!);
+  let pulled = 0, sent = 0;
+  const padded = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled++;
+      if (sent === 0) controller.enqueue(json.subarray(0, 10)); // the gzip header
+      if (sent < 100 * 1024 * 1024) controller.enqueue(emptyBlocks.subarray(0, 65_535)); // whole blocks
+      else {
+        controller.enqueue(json.subarray(10));
+        controller.close();
+      }
+      sent += 65_535;
+    },
+  });
+  res = await send(padded, { "Content-Type": "application/json" });
+  const refused = await res.json();
+  assert.equal(res.status, 413, JSON.stringify(refused));
+  assert.equal(
+    refused.message,
+    "Payload too large: the limit is 2000 bytes as sent and once decompressed (the body is gzip)",
+  );
+  assert.ok(pulled <= 3, `${pulled} chunks read`);
+  // The same stream, short enough, is a valid body.
+  const short = concat(json.subarray(0, 10), emptyBlocks.subarray(0, 1000), json.subarray(10));
+  res = await send(short, { "Content-Type": "application/json" });
+  assert.equal(res.status, 200, await res.clone().text());
+  // Past the limit as sent, whatever it decompresses to.
+  res = await send(concat(json.subarray(0, 10), emptyBlocks.subarray(0, 2500), json.subarray(10)), {
+    "Content-Type": "application/json",
+  });
+  assert.equal(res.status, 413);
+  assert.equal((await counts(db.sql)).history, 4);
+});
+
+async function gzip(text: string): Promise<Uint8Array<ArrayBuffer>> {
+  return new Uint8Array(
+    await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+  );
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  parts.reduce((offset, p) => (all.set(p, offset), offset + p.byteLength), 0);
+  return all;
+}
 
 Deno.test("all or nothing: one bad reading is a 400 with paths from the reading's index; nothing written", async () => {
   await using db = await createTestDatabase();
@@ -233,6 +302,44 @@ Deno.test("Idempotency-Key: a retry replays the answer and stores nothing; anoth
   assert.equal((await counts(db.sql)).history, 2);
 });
 
+Deno.test("Idempotency-Key: the same text sent as NDJSON and then as JSON is a 422, never a replay", async () => {
+  await using db = await createTestDatabase();
+  // DataKeys that make one text valid both ways: as NDJSON one reading of temperature and humidity,
+  // as JSON a single payload of the DataKeys observed_at and values.
+  const s = await seedWorkspace(db.sql, {
+    widgets: [
+      { name: "T", widget_type: "SingleData", data_key: "temperature", settings: {} },
+      { name: "H", widget_type: "SingleData", data_key: "humidity", settings: {} },
+      { name: "O", widget_type: "SingleData", data_key: "observed_at", settings: {} },
+      {
+        name: "V",
+        widget_type: "DoubleData",
+        data_key: "values",
+        settings: { primarySubKey: "temperature", secondarySubKey: "humidity" },
+      },
+    ],
+  });
+  await using fn = createTestFunction(db.url);
+  const text = JSON.stringify({ observed_at: Date.now() - 60_000, values: { temperature: 1, humidity: 2 } });
+  const send = (type: string) =>
+    fn.handle(postRequest(text, { key: s.apiKey, headers: { "Content-Type": type, "Idempotency-Key": "both-ways" } }));
+  const ndjson = await send("application/x-ndjson");
+  assert.equal(ndjson.status, 200, await ndjson.clone().text());
+  assert.equal((await ndjson.json()).readings, 1);
+  const json = await send("application/json");
+  const body = await json.json();
+  assert.equal(json.status, 422, JSON.stringify(body));
+  assert.equal(body.code, "idempotency_key_reused");
+  assert.equal(json.headers.get("Idempotent-Replayed"), null);
+  assert.deepEqual(Object.keys(await latest(db.sql)).sort(), ["humidity", "temperature"]);
+  // The other way round, with a new key: the JSON request is stored, the NDJSON retry is refused.
+  const other = (type: string) =>
+    fn.handle(postRequest(text, { key: s.apiKey, headers: { "Content-Type": type, "Idempotency-Key": "json-first" } }));
+  assert.deepEqual((await (await other("application/json")).json()).stored, ["observed_at", "values"]);
+  assert.equal((await other("application/x-ndjson")).status, 422);
+  assert.equal((await other("application/json")).headers.get("Idempotent-Replayed"), "true");
+});
+
 Deno.test("Idempotency-Key: the same request sent many times at once is stored once", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
@@ -293,6 +400,39 @@ Deno.test("?dry_run=true checks everything and answers like a POST, but writes a
   const real = await fn.handle(postRequest({ temperature: 1 }, { key: s.apiKey, headers: { "Idempotency-Key": "k" } }));
   assert.equal(real.headers.get("Idempotent-Replayed"), null);
   assert.equal((await counts(db.sql)).history, 1);
+});
+
+Deno.test("?dry_run accepts exactly what docs/api.md says: true or false, once", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  const post = (query: string) => fn.handle(postRequest({ temperature: 1 }, { key: s.apiKey, query }));
+  const dry = await post("?dry_run=true");
+  assert.equal((await dry.json()).dry_run, true);
+  const real = await post("?dry_run=false");
+  assert.equal(real.status, 200);
+  assert.equal((await real.json()).dry_run, undefined);
+  for (
+    const query of [
+      "?dry_run",
+      "?dry_run=",
+      "?dry_run=1",
+      "?dry_run=0",
+      "?dry_run=TRUE",
+      "?dry_run=yes",
+      "?dry_run=true&dry_run=false",
+    ]
+  ) {
+    const res = await post(query);
+    const body = await res.json();
+    assert.equal(res.status, 400, query);
+    assert.equal(body.code, "invalid_query", query);
+    assert.match(body.message, /^Cannot parse dry_run: .* must be true or false/, query);
+  }
+  assert.equal((await counts(db.sql)).history, 1, "only ?dry_run=false stored");
+  // The table of docs/api.md says the same.
+  const doc = await Deno.readTextFile(new URL("../../docs/api.md", import.meta.url));
+  assert.match(doc, /\| `invalid_query` +\| `\?dry_run=` is anything but `true` or `false`, or is sent twice +\|/);
 });
 
 Deno.test("?observed_at= follows the time rules, and a + turned into a space says to URL-encode it", async () => {

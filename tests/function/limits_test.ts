@@ -96,3 +96,27 @@ Deno.test("rate limit: a key's own limit in the database overrides the default; 
   assert.equal(otherKey.headers.get("X-RateLimit-Limit"), "200");
   for (const r of [first, second, otherKey]) await r.body?.cancel();
 });
+
+Deno.test("at most 100 issues in any response: a 1 MB payload of wrong values, 300 bad readings", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using fn = createTestFunction(db.url);
+  const wrong = Array(10_000).fill("not a number, and a long one".repeat(1));
+  const big = JSON.stringify({ production_output: { machines: Array(10_000).fill(true), units_per_hour: wrong } });
+  const payloads: [string, string][] = [
+    ["1 MB payload", big.padEnd(1000 * 1024 - 1, " ")],
+    [
+      "300 readings",
+      JSON.stringify(Array.from({ length: 300 }, () => ({ observed_at: "x", values: { temperature: [1] }, a: 1 }))),
+    ],
+  ];
+  for (const [label, body] of payloads) {
+    const started = performance.now();
+    const res = await fn.handle(postRequest(body, { key: s.apiKey }));
+    const json = await res.json();
+    console.log(`${label}: ${body.length} bytes, answered in ${(performance.now() - started).toFixed(1)} ms`);
+    assert.equal(res.status, 400, label);
+    assert.equal(json.issues.length, 100, label);
+    assert.match(json.message, /the list stops at 100, there may be more\)$/, label);
+  }
+});

@@ -28,3 +28,39 @@ Deno.test("an unknown DataKey alone is one issue, not also 'at least one DataKey
   assert.deepEqual(empty.map((i) => i.path), [""]);
   assert.match(empty[0]!.message, /^the payload must be an object with at least one DataKey \(/);
 });
+
+Deno.test("at most 100 issues, and checking stops once they are found: a chart's items are not all read", () => {
+  let reads = 0;
+  const counted = (list: unknown[]) =>
+    new Proxy(list, {
+      get(target, name, receiver) {
+        if (typeof name === "string" && /^\d+$/.test(name)) reads++;
+        return Reflect.get(target, name, receiver);
+      },
+    });
+  const error = refusal({
+    production_output: {
+      machines: counted(Array(10_000).fill(true)),
+      units_per_hour: counted(Array(10_000).fill("x")),
+    },
+  });
+  assert.equal(error.issues.length, 100);
+  assert.deepEqual(error.issues.slice(0, 2).map((i) => i.path), [
+    "production_output.machines.0",
+    "production_output.machines.1",
+  ]);
+  assert.match(error.message, /\(and 99 more issues; the list stops at 100, there may be more\)$/);
+  assert.ok(reads < 1_000, `${reads} items read`);
+  // Under the cap, the message counts them.
+  assert.match(refusal({ temperature: true, motor_stats: 1 }).message, /\(and 1 more issue\)$/);
+});
+
+function refusal(payload: unknown): HttpError {
+  try {
+    validator.validate(payload);
+  } catch (error) {
+    assert.ok(error instanceof HttpError);
+    return error;
+  }
+  assert.fail("accepted");
+}

@@ -63,9 +63,20 @@ Deno.test("an empty batch and one over the limit are refused whole", () => {
   assert.match(over.message, /at most 5 readings per request/);
 });
 
-Deno.test("at most 100 issues are listed", () => {
+Deno.test("at most 100 issues are listed, whatever each reading holds, and the message says the list is cut", () => {
   const error = readReadingsError(Array.from({ length: 150 }, () => 42));
   assert.equal(error.issues.length, 100);
+  assert.match(error.message, /\(and 99 more issues; the list stops at 100, there may be more\)$/);
+  // Readings of several issues each: 300 of them, three issues apiece.
+  const many = readReadingsError(
+    Array.from({ length: 300 }, () => ({ observed_at: "x", values: { temperature: true }, a: 1 })),
+  );
+  assert.equal(many.issues.length, 100);
+  // One reading of 600 issues.
+  const chart = { machines: Array(300).fill(true), units_per_hour: Array(300).fill("x") };
+  const one = readReadingsError([{ observed_at: NOW, values: { production_output: chart } }]);
+  assert.equal(one.issues.length, 100);
+  assert.equal(one.issues[0]!.path, "0.values.production_output.machines.0");
 });
 
 function readReadingsError(list: unknown[]): HttpError {

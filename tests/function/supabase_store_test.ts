@@ -14,7 +14,7 @@ import { DEFAULT_JWT_SECRET, serviceRoleKey } from "../../local/jwt.ts";
 import { createRestStandIn } from "../../local/rest_stand_in.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { DOC_PAYLOADS, postRequest } from "../support/function.ts";
-import { seedWorkspace } from "../support/seed.ts";
+import { createKey, seedWorkspace } from "../support/seed.ts";
 
 const SERVICE_KEY = await serviceRoleKey(DEFAULT_JWT_SECRET);
 
@@ -88,8 +88,9 @@ Deno.test("supabase store: PostgREST errors map to the same statuses as the post
   await db.sql`update public.datasource_api_keys set revoked_at = now() where id = ${s.keyId}`;
   const revoked = await handle(postRequest({ temperature: 2 }, { key: s.apiKey }));
   assert.equal(revoked.status, 401, "PT401 from ingest_write");
-  await revoked.body?.cancel();
-  await db.sql`update public.datasource_api_keys set revoked_at = null where id = ${s.keyId}`;
+  assert.equal((await revoked.json()).code, "revoked_api_key", "the refused write makes the cache look again");
+  const other = await createKey(db.sql, s.datasourceId);
+  (await handle(postRequest({ temperature: 2 }, { key: other.apiKey }))).body?.cancel(); // cached before the cases
 
   const cases: [Response, number][] = [
     [Response.json({ code: "PGRST000", message: "Could not connect with the database" }, { status: 503 }), 503],
@@ -99,7 +100,7 @@ Deno.test("supabase store: PostgREST errors map to the same statuses as the post
   ];
   for (const [response, status] of cases) {
     answer = response;
-    const res = await handle(postRequest({ temperature: 3 }, { key: s.apiKey }));
+    const res = await handle(postRequest({ temperature: 3 }, { key: other.apiKey }));
     assert.equal(res.status, status, `PostgREST ${response.status}`);
     if (status === 503) assert.equal(res.headers.get("Retry-After"), "5");
     await res.body?.cancel();

@@ -40,7 +40,7 @@ export const ERROR_CODES = {
   limit_exceeded: [400, "too many DataKeys or readings, or too deep a nesting"],
   invalid_query: [
     400,
-    "a query parameter is malformed, e.g. `dry_run` other than true or false",
+    "a query parameter is malformed, e.g. `dry_run` other than `true` or `false`, or sent twice",
   ],
   invalid_idempotency_key: [
     400,
@@ -70,7 +70,7 @@ export const ERROR_CODES = {
   ],
   payload_too_large: [
     413,
-    "the body is over the size limit (1 MiB by default)",
+    "the body is over the size limit (1 MiB by default); a gzip body, as sent or once decompressed",
   ],
   unsupported_media_type: [
     415,
@@ -90,6 +90,10 @@ export const ERROR_CODES = {
     503,
     "the database is unreachable or timed out; nothing was stored",
   ],
+  key_lookup_limited: [
+    503,
+    "a key this instance has not seen yet, while its budget of key lookups is spent; retry after `Retry-After`",
+  ],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** A machine error code. */
@@ -105,8 +109,9 @@ export const errorBodySchema = z.object({
     description: "What went wrong and what to do, for a human",
     example: 'Cannot parse payload: "motor_stats.rpm" must be a number or a string',
   }),
-  issues: z.array(payloadIssueSchema).meta({
-    description: "Each problem with the payload; empty for other errors",
+  issues: z.array(payloadIssueSchema).max(100).meta({
+    description: "The problems with the payload, at most 100 (checking stops there, and the message then says the " +
+      "list stops at 100); empty for other errors",
   }),
   request_id: z.uuid().meta({
     description: "Also in the `X-Request-Id` header and the log line",

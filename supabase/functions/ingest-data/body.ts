@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { promisify } from "node:util";
+import { gunzip } from "node:zlib";
 import { HttpError } from "./http_error.ts";
 import { notJsonError } from "./json_error.ts";
 
@@ -17,9 +19,10 @@ export interface Body {
 }
 
 /**
- * Reads and parses the JSON body: 413 past `maxBytes` (checked while reading,
- * after decompression), 415 for a Content-Encoding other than gzip, 400 when
- * it is not JSON or nests deeper than `maxDepth` (checked before parsing),
+ * Reads and parses the JSON body: 413 past `maxBytes` (checked while reading;
+ * for gzip, as sent and again once decompressed), 415 for a Content-Encoding
+ * other than gzip, 400 when it is not gzip, UTF-8 or JSON, or nests deeper
+ * than `maxDepth` (checked before parsing),
  * 415 when it is not JSON and its Content-Type says so (a form, multipart).
  * With `Content-Type: application/x-ndjson`, each non-empty line is one JSON
  * value and the result is their array.
@@ -36,15 +39,14 @@ export async function readJsonBody(request: Request, limits: { maxBytes: number;
       { headers: { "Accept-Encoding": "gzip, identity" } },
     );
   }
-  // The declared length of a gzip body says nothing of its decompressed size.
-  const declared = gzip ? 0 : Number(request.headers.get("content-length") ?? 0);
+  // A gzip body has the limit twice: as sent (empty stored blocks decompress to nothing), and decompressed.
+  const declared = Number(request.headers.get("content-length") ?? 0);
   if (declared > maxBytes) throw tooLarge(maxBytes, gzip);
   let text: string;
   try {
     text = await readText(request, { maxBytes, declared, gzip });
   } catch (error) {
     if (error instanceof HttpError) throw error;
-    if (gzip) throw new HttpError(400, "invalid_json", "Cannot parse payload: the body is not valid gzip data");
     throw new HttpError(400, "invalid_json", "Cannot parse payload: the body is not valid UTF-8 text");
   }
   if (text.trim() === "") {
@@ -88,8 +90,14 @@ async function readText(
   if (!request.body) return "";
   // With a Content-Length (checked above), the server never reads past it:
   // read the body in one go, which costs less than a stream reader.
-  if (declared > 0 && !gzip) return DECODER.decode(await request.arrayBuffer());
-  const stream = gzip ? request.body.pipeThrough(new DecompressionStream("gzip")) : request.body;
+  const bytes = declared > 0
+    ? new Uint8Array(await request.arrayBuffer())
+    : await readBounded(request.body, maxBytes, gzip);
+  return DECODER.decode(gzip ? await decompress(bytes, maxBytes) : bytes);
+}
+
+/** Reads the stream whole, or a 413 as soon as more than `maxBytes` have been read. */
+async function readBounded(stream: ReadableStream<Uint8Array>, maxBytes: number, gzip: boolean): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = stream.getReader();
@@ -103,16 +111,31 @@ async function readText(
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return DECODER.decode(chunks[0]);
+  if (chunks.length === 1) return chunks[0]!;
   const all = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {
     all.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return DECODER.decode(all);
+  return all;
 }
 
+/**
+ * Gunzips a body of one or more members (RFC 1952: `cat a.gz b.gz` is valid gzip), which
+ * DecompressionStream refuses; node:zlib stops as soon as the output passes `maxBytes`.
+ */
+async function decompress(bytes: Uint8Array, maxBytes: number): Promise<Uint8Array> {
+  if (bytes.byteLength === 0) return bytes;
+  try {
+    return await gunzipAsync(bytes, { maxOutputLength: maxBytes });
+  } catch (error) {
+    if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw tooLarge(maxBytes, true, "decompressed");
+    throw new HttpError(400, "invalid_json", "Cannot parse payload: the body is not valid gzip data");
+  }
+}
+
+const gunzipAsync = promisify(gunzip);
 const DECODER = new TextDecoder("utf-8", { fatal: true });
 
 /** True when objects and arrays nest deeper than `maxDepth`, brackets inside strings aside. */
@@ -132,7 +155,12 @@ function nestsDeeperThan(text: string, maxDepth: number): boolean {
   return false;
 }
 
-function tooLarge(maxBytes: number, gzip: boolean): HttpError {
-  const limit = gzip ? `${maxBytes} bytes once decompressed (the body is gzip)` : `${maxBytes} bytes`;
+/** The 413; for gzip, whether the body passed the limit as sent or once decompressed. */
+function tooLarge(maxBytes: number, gzip: boolean, past: "sent" | "decompressed" = "sent"): HttpError {
+  const limit = !gzip
+    ? `${maxBytes} bytes`
+    : past === "sent"
+    ? `${maxBytes} bytes as sent and once decompressed (the body is gzip)`
+    : `${maxBytes} bytes once decompressed (the body is gzip)`;
   return new HttpError(413, "payload_too_large", `Payload too large: the limit is ${limit}`);
 }

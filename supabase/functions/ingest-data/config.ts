@@ -35,6 +35,11 @@ export interface Config {
   keyCacheTtlMs: number;
   /** How long an unknown key is remembered as unknown (`INGEST_NEGATIVE_CACHE_TTL_MS`, default 5 s). */
   negativeCacheTtlMs: number;
+  /**
+   * Lookups a second of keys this instance has never seen valid (`INGEST_KEY_LOOKUPS_PER_SECOND`, default 100;
+   * 0 turns the budget off), at most `INGEST_KEY_LOOKUPS_BURST` (default 1,000) at once.
+   */
+  keyLookups: RateLimitConfig;
   /** `Access-Control-Allow-Origin` (`INGEST_CORS_ORIGIN`, default `*`). */
   corsOrigin: string;
   /** Limits on the payload's shape, each a 400 when exceeded. */
@@ -83,6 +88,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxBodyBytes: positiveInteger(env, "INGEST_MAX_BODY_BYTES", 1024 * 1024),
     keyCacheTtlMs: positiveInteger(env, "INGEST_KEY_CACHE_TTL_MS", 30_000, { allowZero: true }),
     negativeCacheTtlMs: positiveInteger(env, "INGEST_NEGATIVE_CACHE_TTL_MS", 5_000, { allowZero: true }),
+    keyLookups: {
+      perSecond: positiveInteger(env, "INGEST_KEY_LOOKUPS_PER_SECOND", 100, { allowZero: true }),
+      burst: positiveInteger(env, "INGEST_KEY_LOOKUPS_BURST", 1_000),
+    },
     corsOrigin: env.INGEST_CORS_ORIGIN?.trim() || "*",
     limits: {
       maxDataKeys: positiveInteger(env, "INGEST_MAX_DATA_KEYS", 100),

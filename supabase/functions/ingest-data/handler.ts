@@ -5,11 +5,11 @@
  */
 import { createHash } from "node:crypto";
 import { hashApiKey, invalidApiKey, readApiKey, unauthorized } from "./api_key.ts";
-import { readJsonBody } from "./body.ts";
+import { type Body, readJsonBody } from "./body.ts";
 import type { Config } from "./config.ts";
 import { buildExampleSchema } from "./example_schema.ts";
 import { errorResponse, HttpError } from "./http_error.ts";
-import { createKeyResolver } from "./key_resolver.ts";
+import { createKeyResolver, LookupLimitedError } from "./key_resolver.ts";
 import { defaultLogSink } from "./log_sink.ts";
 import { buildPayloadValidator, type PayloadValidator } from "./payload_schema.ts";
 import { createRateLimiter, type RateDecision } from "./rate_limiter.ts";
@@ -54,6 +54,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   const resolveKey = createKeyResolver(store, {
     ttlMs: config.keyCacheTtlMs,
     negativeTtlMs: config.negativeCacheTtlMs,
+    lookups: config.keyLookups,
     now,
   });
   const validators = new Map<string, PayloadValidator>();
@@ -84,15 +85,44 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     return validator;
   }
 
-  async function authenticate(request: Request): Promise<ResolvedKey> {
-    const keyHash = hashApiKey(readApiKey(request.headers));
+  async function authenticate(keyHash: string): Promise<ResolvedKey> {
     const key = await resolveKey(keyHash);
-    if (!key) throw invalidApiKey();
-    if (key.revoked) throw unauthorized("revoked_api_key", "API key revoked: create a new one on the datasource card");
+    const refusal = keyRefusal(key);
+    if (refusal) throw refusal;
+    return key!;
+  }
+
+  /** Why the key cannot be used at all: unknown, revoked or expired; undefined when it can. */
+  function keyRefusal(key: ResolvedKey | null): HttpError | undefined {
+    if (!key) return invalidApiKey();
+    if (key.revoked) return unauthorized("revoked_api_key", "API key revoked: create a new one on the datasource card");
     if (key.expires_at && Date.parse(key.expires_at) <= now()) {
-      throw unauthorized("expired_api_key", "API key expired: create a new one on the datasource card");
+      return unauthorized("expired_api_key", "API key expired: create a new one on the datasource card");
     }
-    return key;
+    return undefined;
+  }
+
+  /**
+   * The database refused a cached key's write (revoked, expired, deleted, or its scope or datasource changed):
+   * the key is looked up again, so that this answer and every later one, GET or POST, say why.
+   */
+  async function relearnKey(keyHash: string, error: StoreError): Promise<unknown> {
+    let key: ResolvedKey | null;
+    try {
+      key = await resolveKey.refresh(keyHash);
+    } catch {
+      return error; // the database's refusal stands
+    }
+    return keyRefusal(key) ?? writeRefusal(key!) ?? error;
+  }
+
+  /** Why the key cannot write: a read-only key, a disabled datasource; undefined when it can. */
+  function writeRefusal(key: ResolvedKey): HttpError | undefined {
+    if (!key.scopes.includes("ingest:write")) {
+      return new HttpError(403, "insufficient_scope", "Forbidden: this API key is read-only (it lacks ingest:write)");
+    }
+    if (!key.enabled) return new HttpError(403, "datasource_disabled", "Forbidden: this datasource is disabled");
+    return undefined;
   }
 
   /** Checks and stores a POST; the response body, and whether it replays an earlier answer. */
@@ -100,16 +130,14 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     request: Request,
     key: ResolvedKey,
   ): Promise<{ body: unknown; replayed: boolean; dryRun?: true }> {
-    if (!key.scopes.includes("ingest:write")) {
-      throw new HttpError(403, "insufficient_scope", "Forbidden: this API key is read-only (it lacks ingest:write)");
-    }
-    if (!key.enabled) throw new HttpError(403, "datasource_disabled", "Forbidden: this datasource is disabled");
+    const refusal = writeRefusal(key);
+    if (refusal) throw refusal;
     const query = readQuery(request.url, now());
     const idempotencyKey = readIdempotencyKey(request.headers);
     const body = await readJsonBody(request, { maxBytes: config.maxBodyBytes, maxDepth: config.limits.maxDepth });
     const validator = validatorFor(key);
     const idempotency = idempotencyKey !== undefined && !query.dryRun
-      ? { key: idempotencyKey, hash: requestHash(query.observedAt, body.text) }
+      ? { key: idempotencyKey, hash: requestHash(body, query.observedAt) }
       : undefined;
     const base = { ok: true, datasource_id: key.datasource_id, ...(query.dryRun ? { dry_run: true } : {}) };
 
@@ -233,6 +261,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   return async function handle(request) {
     const started = performance.now();
     const requestId = crypto.randomUUID();
+    let keyHash: string | undefined;
     let key: ResolvedKey | undefined;
     let response: Response;
     let failure: HttpError | undefined;
@@ -248,7 +277,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           headers: { Allow: ALLOW },
         });
       } else {
-        key = await authenticate(request);
+        keyHash = hashApiKey(readApiKey(request.headers));
+        key = await authenticate(keyHash);
         const rate = limitRate(key);
         const { body, replayed, dryRun: dry } = request.method === "GET"
           ? { body: example(key), replayed: false }
@@ -266,7 +296,9 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         });
       }
     } catch (error) {
-      failure = toHttpError(error);
+      const refused = keyHash && error instanceof StoreError &&
+        (error.kind === "unauthorized" || error.kind === "forbidden");
+      failure = toHttpError(refused ? await relearnKey(keyHash!, error) : error);
       if (failure.status >= 500) internal = describeInternal(error);
       response = errorResponse(failure, { requestId, headers: cors });
     }
@@ -323,16 +355,17 @@ interface Query {
 
 const NO_QUERY: Query = { dryRun: false };
 
-/** Reads `?observed_at=` (the rules of time.ts) and `?dry_run=true`; 400 when malformed. */
+/** Reads `?observed_at=` (the rules of time.ts) and `?dry_run=true` or `false` (nothing else); 400 when malformed. */
 function readQuery(url: string, now: number): Query {
   if (!url.includes("?")) return NO_QUERY; // the usual case: no URL parsing per request
   const params = new URL(url).searchParams;
   const raw = params.get("observed_at");
-  const dry = params.get("dry_run");
-  if (dry !== null && !["true", "false", "1", "0", ""].includes(dry)) {
-    throw new HttpError(400, "invalid_query", `Cannot parse dry_run: "${dry.slice(0, 40)}" must be true or false`);
+  const dry = params.getAll("dry_run");
+  if (dry.length > 1 || (dry.length === 1 && dry[0] !== "true" && dry[0] !== "false")) {
+    const said = dry.length > 1 ? "it is sent twice, it" : `"${dry[0]!.slice(0, 40)}"`;
+    throw new HttpError(400, "invalid_query", `Cannot parse dry_run: ${said} must be true or false`);
   }
-  const dryRun = dry === "true" || dry === "1" || dry === "";
+  const dryRun = dry[0] === "true";
   if (raw === null) return { dryRun };
   try {
     return { observedAt: formatTime(parseTime(raw, now)), dryRun };
@@ -363,14 +396,30 @@ function readIdempotencyKey(headers: Headers): string | undefined {
   return key;
 }
 
-/** SHA-256 (hex) of what a request asks for: its time query and its body. */
-function requestHash(observedAt: string | undefined, text: string): string {
-  return createHash("sha256").update(`${observedAt ?? ""}\n${text}`).digest("hex");
+/**
+ * SHA-256 (hex) of what a request asks for: how its body was read, its time query and its body's text. A JSON
+ * text alone says whether it is a payload or readings; the same text read as NDJSON is another request, so
+ * its first line is `ndjson` (never a `?observed_at=` time, which readings refuse). A JSON request keeps the
+ * form of earlier records, `<observed_at or nothing>\n<text>`, so that its retry across a deploy still replays.
+ */
+function requestHash(body: Body, observedAt: string | undefined): string {
+  const read = body.ndjson ? "ndjson" : observedAt ?? "";
+  return createHash("sha256").update(`${read}\n${body.text}`).digest("hex");
 }
 
 /** Maps store failures to HTTP; anything unknown becomes a generic 500. */
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
+  if (error instanceof LookupLimitedError) {
+    // Not a 401: the key was not checked, and a client told "invalid" would stop instead of retrying.
+    return new HttpError(
+      503,
+      "key_lookup_limited",
+      "Service unavailable: this instance is checking too many API keys it has not seen before, so this key " +
+        "could not be checked yet. Retry after Retry-After.",
+      { headers: { "Retry-After": String(error.retryAfterS) } },
+    );
+  }
   if (error instanceof StoreError) {
     switch (error.kind) {
       case "unauthorized":

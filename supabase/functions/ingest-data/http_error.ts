@@ -32,6 +32,24 @@ export class HttpError extends Error {
   }
 }
 
+/** Most issues one response lists; checking stops once they are found. */
+export const MAX_ISSUES = 100;
+
+/**
+ * The 400 listing a payload's issues, at most {@linkcode MAX_ISSUES}: the message quotes the first and counts the
+ * others, or, with a full list, says that it stops there and that there may be more.
+ */
+export function payloadIssuesError(code: string, issues: PayloadIssue[]): HttpError {
+  const listed = issues.slice(0, MAX_ISSUES);
+  const others = listed.length - 1;
+  const more = listed.length === MAX_ISSUES
+    ? ` (and ${others} more issues; the list stops at ${MAX_ISSUES}, there may be more)`
+    : others > 0
+    ? ` (and ${others} more issue${others > 1 ? "s" : ""})`
+    : "";
+  return new HttpError(400, code, `Cannot parse payload: ${listed[0]!.message}${more}`, { issues: listed });
+}
+
 /** The JSON error body every failure answers with (see api_schema.ts). */
 export type ErrorBody = z.infer<typeof errorBodySchema>;
 

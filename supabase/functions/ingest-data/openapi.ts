@@ -145,7 +145,8 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
               in: "query",
               required: false,
               description: "`true`: check the key, scope, limits and payload and answer as the POST would, with " +
-                '`"dry_run": true`, but write, broadcast and record nothing (commissioning a device).',
+                '`"dry_run": true`, but write, broadcast and record nothing (commissioning a device). `false` stores ' +
+                "as usual; any other value (empty, `1`, `TRUE`) or a second `dry_run` is a 400 `invalid_query`.",
               schema: { type: "boolean", default: false },
             },
             {
@@ -162,8 +163,9 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
               name: "Content-Encoding",
               in: "header",
               required: false,
-              description: "`gzip` bodies are decompressed as they are read; the size limit applies to the " +
-                "decompressed body. Anything but `gzip` or `identity` is a 415 `unsupported_encoding`.",
+              description: "`gzip` bodies (one member or several concatenated, RFC 1952); the size limit applies " +
+                "to the body as sent and to the decompressed body. Anything but `gzip` or `identity` is a 415 " +
+                "`unsupported_encoding`.",
               schema: { type: "string", enum: ["gzip", "identity"] },
             },
           ],

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { HttpError, type PayloadIssue } from "./http_error.ts";
+import { HttpError, MAX_ISSUES, type PayloadIssue, payloadIssuesError } from "./http_error.ts";
 import type { PayloadLimits } from "./config.ts";
 import { type DataKeyShape, dataKeyShapes, type FieldKind } from "./data_key_shape.ts";
 import { compilePayloadCheck } from "./payload_check.ts";
@@ -17,7 +17,7 @@ export interface PayloadValidator {
   schema: z.ZodType;
   /** The DataKeys of the datasource, sorted. */
   dataKeys: string[];
-  /** Returns the payload when valid; throws a 400 HttpError listing every issue otherwise. */
+  /** Returns the payload when valid; throws a 400 HttpError listing its issues (up to 100) otherwise. */
   validate(payload: unknown): Record<string, unknown>;
 }
 
@@ -34,22 +34,16 @@ export function buildPayloadValidator(
   widgets: readonly Widget[],
   limits: PayloadLimits = DEFAULT_LIMITS,
 ): PayloadValidator {
-  // Several widgets on one DataKey: the value must satisfy all of them (see data_key_shape.ts).
-  const byKey = new Map([...dataKeyShapes(widgets)].map(([key, shape]) => [key, shapeSchema(shape, limits)]));
-  const dataKeys = [...byKey.keys()].sort();
+  const shapes = [...dataKeyShapes(widgets)];
+  const dataKeys = shapes.map(([key]) => key).sort();
   // Only names like `constructor` or `toString` need null-prototype payloads (see detachPrototypes).
   const shadowsPrototype = widgets.some((w) =>
     [w.data_key, ...Object.values(w.settings)].some((name) => typeof name === "string" && name in Object.prototype)
   );
-  const shape = Object.fromEntries(dataKeys.map((key) => [key, byKey.get(key)!.optional()]));
-  const schema = z.strictObject(shape, expecting("a JSON object")).refine(
-    (payload) => Object.keys(payload).length > 0,
-    {
-      message: `must be an object with at least one DataKey (${dataKeys.join(", ") || "none: link a widget first"})`,
-      // Only when nothing else is wrong: `{"temperatur": 99}` is one issue (not a DataKey), not two.
-      when: (payload) => payload.issues.length === 0,
-    },
-  );
+  // The schema the JSON Schema comes from, and its twin that checks arrays' items until the issues list is full.
+  const schema = payloadSchema(shapes, dataKeys, (shape) => shapeSchema(shape, limits, documentedList(limits)));
+  const budget = { left: MAX_ISSUES };
+  const check = payloadSchema(shapes, dataKeys, (shape) => shapeSchema(shape, limits, boundedList(limits, budget)));
 
   // zod is the reference and words the issues; valid payloads take the hand-written check.
   const isValid = compilePayloadCheck(widgets, limits);
@@ -65,31 +59,80 @@ export function buildPayloadValidator(
         if (shadowsPrototype) detachPrototypes(payload);
       }
       if (isValid(payload)) return payload as Record<string, unknown>;
-      const result = schema.safeParse(payload);
+      budget.left = MAX_ISSUES;
+      const result = check.safeParse(payload);
       if (result.success) return payload as Record<string, unknown>;
-      const issues = toPayloadIssues(result.error.issues, dataKeys);
-      const more = issues.length > 1 ? ` (and ${issues.length - 1} more issue${issues.length > 2 ? "s" : ""})` : "";
-      throw new HttpError(400, "invalid_payload", `Cannot parse payload: ${issues[0]!.message}${more}`, { issues });
+      throw payloadIssuesError("invalid_payload", toPayloadIssues(result.error.issues, dataKeys));
     },
   };
 }
 
+/** The schema of a whole payload: an object of the DataKeys, at least one of them. */
+function payloadSchema(
+  shapes: [string, DataKeyShape][],
+  dataKeys: string[],
+  schemaOf: (shape: DataKeyShape) => z.ZodType,
+): z.ZodType {
+  // Several widgets on one DataKey: the value must satisfy all of them (see data_key_shape.ts).
+  const byKey = new Map(shapes.map(([key, shape]) => [key, schemaOf(shape)]));
+  const shape = Object.fromEntries(dataKeys.map((key) => [key, byKey.get(key)!.optional()]));
+  return z.strictObject(shape, expecting("a JSON object")).refine(
+    (payload) => Object.keys(payload).length > 0,
+    {
+      message: `must be an object with at least one DataKey (${dataKeys.join(", ") || "none: link a widget first"})`,
+      // Only when nothing else is wrong: `{"temperatur": 99}` is one issue (not a DataKey), not two.
+      when: (payload) => payload.issues.length === 0,
+    },
+  );
+}
+
+/** Makes the schema of a chart's array from the schema of its items and what the array is. */
+type ListSchema = (item: z.ZodType, phrase: string) => z.ZodType;
+
+/** A zod array of at most the limit's items: what the JSON Schema shows. */
+function documentedList(limits: PayloadLimits): ListSchema {
+  const maxItems = { error: `must be at most ${limits.maxArrayLength} items` };
+  return (item, phrase) => z.array(item, expecting(phrase)).max(limits.maxArrayLength, maxItems);
+}
+
+/**
+ * The same rules as {@linkcode documentedList}, checked by hand: items are read only while the issues list of
+ * this validation (`budget`) has room, so a 10,000-item array of wrong values costs 100 item checks, not 10,000.
+ */
+function boundedList(limits: PayloadLimits, budget: { left: number }): ListSchema {
+  return (item, phrase) =>
+    z.any().superRefine((list, ctx) => {
+      if (!Array.isArray(list)) {
+        ctx.addIssue({ code: "custom", message: expecting(phrase).error({ input: list }) });
+        return;
+      }
+      if (list.length > limits.maxArrayLength) {
+        ctx.addIssue({ code: "custom", message: `must be at most ${limits.maxArrayLength} items` });
+        budget.left--;
+      }
+      for (let i = 0; i < list.length && budget.left > 0; i++) {
+        const result = item.safeParse(list[i]);
+        if (result.success) continue;
+        for (const issue of result.error.issues) {
+          ctx.addIssue({ code: "custom", path: [i, ...issue.path], message: issue.message });
+          budget.left--;
+        }
+      }
+    });
+}
+
 /** The schema of one DataKey's value. */
-function shapeSchema(shape: DataKeyShape, limits: PayloadLimits): z.ZodType {
+function shapeSchema(shape: DataKeyShape, limits: PayloadLimits, list: ListSchema): z.ZodType {
   const scalar = () => withMaxLength(z.union([z.number(), z.string()], expecting("a number or a string")), limits);
   if (shape.kind === "scalar") return scalar();
   if (shape.kind === "conflict") return z.any().refine(() => false, { error: `cannot be sent: ${shape.reason}` });
-  const maxItems = { error: `must be at most ${limits.maxArrayLength} items` };
   const fieldSchema = (kind: FieldKind) =>
     kind === "scalar" ? scalar() : kind === "labels"
-      ? z.array(
+      ? list(
         withMaxLength(z.union([z.string(), z.number()], expecting("a string or a number")), limits),
-        expecting("an array of labels"),
-      ).max(limits.maxArrayLength, maxItems)
-      : z.array(z.number(expecting("a finite number")), expecting("an array of numbers")).max(
-        limits.maxArrayLength,
-        maxItems,
-      );
+        "an array of labels",
+      )
+      : list(z.number(expecting("a finite number")), "an array of numbers");
   const fields = Object.fromEntries([...shape.fields].map(([name, kind]) => [name, fieldSchema(kind)]));
   return z.strictObject(fields, expecting(shape.phrase)).superRefine((value, ctx) => {
     for (const [labels, values] of shape.charts) {
@@ -151,13 +194,14 @@ function toPayloadIssues(zodIssues: readonly z.core.$ZodIssue[], dataKeys: strin
   const issues: PayloadIssue[] = [];
   const seen = new Set<string>();
   const add = (issue: PayloadIssue) => {
-    if (seen.has(issue.message)) return;
+    if (issues.length >= MAX_ISSUES || seen.has(issue.message)) return;
     seen.add(issue.message);
     issues.push(issue);
   };
   for (const zodIssue of zodIssues) {
+    if (issues.length >= MAX_ISSUES) break;
     if (zodIssue.code === "unrecognized_keys") {
-      for (const key of zodIssue.keys) {
+      for (const key of zodIssue.keys.slice(0, MAX_ISSUES)) {
         const path = [...zodIssue.path, key].join(".");
         if (zodIssue.path.length === 0) {
           add({

@@ -1,20 +1,18 @@
 /**
  * A gateway's batch of readings `[{observed_at, values}]`, checked whole:
- * every issue of every reading, with paths from the reading's index.
+ * the issues of every reading (up to 100), with paths from the reading's index.
  *
  * @module
  */
-import { HttpError, type PayloadIssue } from "./http_error.ts";
+import { HttpError, MAX_ISSUES, type PayloadIssue, payloadIssuesError } from "./http_error.ts";
 import type { PayloadValidator } from "./payload_schema.ts";
 import type { Reading } from "./store.ts";
 import { formatTime, parseTime, TimeError } from "./time.ts";
 
-/** Most issues listed for a batch of readings. */
-const MAX_ISSUES = 100;
-
 /**
- * Checks a batch of readings `[{observed_at, values}]`: every issue of every
- * reading, with paths from the reading's index (`3.values.motor_stats.rpm`).
+ * Checks a batch of readings `[{observed_at, values}]`: the issues of every
+ * reading, with paths from the reading's index (`3.values.motor_stats.rpm`),
+ * until {@linkcode MAX_ISSUES} are found.
  */
 export function readReadings(
   list: unknown[],
@@ -86,9 +84,6 @@ export function readReadings(
       }
     }
   }
-  if (issues.length > 0) {
-    const more = issues.length > 1 ? ` (and ${issues.length - 1} more issue${issues.length > 2 ? "s" : ""})` : "";
-    throw new HttpError(400, code, `Cannot parse payload: ${issues[0]!.message}${more}`, { issues });
-  }
+  if (issues.length > 0) throw payloadIssuesError(code, issues);
   return readings;
 }
