@@ -16,12 +16,15 @@ import { startEmbeddedPostgres } from "./embedded_postgres.ts";
 import { applyMigrations, applyPlatformFixture } from "./migrate.ts";
 import { seedDemo } from "./demo.ts";
 import { anonKey, jwtSecret, mintUserToken } from "./jwt.ts";
+import { AUTHENTICATOR, type AuthenticatorLogin, prepareLogin } from "./authenticator.ts";
 import { startSupabaseStandIns } from "./supabase_stand_ins.ts";
 import { createTwinViewHandler, isTwinViewPath } from "./twin_view_route.ts";
 
 const DEV_DIR = Deno.env.get("INGEST_DEV_DIR")?.replace(/\/?$/, "/") ??
   new URL("../.dev-db/", import.meta.url).pathname;
 const PATH = "/functions/v1/ingest-data";
+/** The login role of the stand-ins on a DATABASE_URL of your own (PGlite: the fixture's authenticator). */
+const STAND_IN_LOGIN = "twinnoverse_stand_in";
 
 const reset = Deno.args.includes("--reset");
 const port = Number(Deno.env.get("PORT") ?? 54321);
@@ -48,6 +51,10 @@ await Deno.mkdir(DEV_DIR, { recursive: true });
 const keyFile = `${DEV_DIR}demo_key`;
 const demo = await seedDemo(sql, { keyFile, newKey: Deno.args.includes("--new-key") });
 const keyNote = `${demo.keyReused ? "the same as last time" : "new"}: kept in ${keyFile}; --new-key replaces it`;
+// The stand-ins serve clients as a login that can only become the API roles (authenticator.ts).
+const login: AuthenticatorLogin = external
+  ? await prepareLogin(sql, STAND_IN_LOGIN)
+  : { kind: "session_authorization", role: AUTHENTICATOR };
 await sql.end();
 if (embedded) await Deno.writeTextFile(`${DEV_DIR}database_url`, databaseUrl);
 
@@ -74,6 +81,7 @@ const handler = createHandler({
 const secret = jwtSecret();
 const standIns = await startSupabaseStandIns({
   databaseUrl,
+  login,
   jwtSecret: secret,
   feed: embedded ? "poll" : "notify",
   poolSize: embedded ? 2 : 4,

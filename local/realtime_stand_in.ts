@@ -10,7 +10,9 @@
  * - `phx_join`: the `access_token` is verified (HS256, `role` and `exp`
  *   required); a private channel is authorized by the read probe against the
  *   project's policy on `realtime.messages` (a probe row, then as the token's
- *   role with `request.jwt.claims` and `realtime.topic` set, rolled back); a
+ *   role with `request.jwt.claims` and `realtime.topic` set, rolled back), on
+ *   the authenticator's connection: a role it cannot become (`postgres`) is
+ *   refused by PostgreSQL, answered `Unauthorized` as Supabase does; a
  *   refused join is answered `{status: "error", response: {reason}}` after
  *   Supabase's back-off (5 s; `joinErrorBackoffMs`);
  * - `access_token`: the new token is checked again; a channel whose token or
@@ -25,14 +27,17 @@
  *
  * @module
  */
-import type { Sql } from "postgres";
+import postgres, { type Sql } from "postgres";
+import { type Authenticator, becomeRole } from "./authenticator.ts";
 import { type Claims, TokenError, verifyToken } from "./jwt.ts";
 import { type DatabaseBroadcast, type RealtimeFeed, startRealtimeFeed } from "./realtime_feed.ts";
 
 /** Settings of the Realtime stand-in. */
 export interface RealtimeStandInOptions {
-  /** A superuser connection to the project database (probes, reading broadcasts). */
+  /** A privileged connection to the project database: the feed reads broadcasts on it, nothing else. */
   sql: Sql;
+  /** The authenticator's pool: every probe for a client runs on it, as the token's role. */
+  authenticator: Authenticator;
   jwtSecret: string;
   /** How broadcasts are read: `notify` (PostgreSQL) or `poll` (PGlite). */
   feed: "notify" | "poll";
@@ -76,7 +81,7 @@ const encoder = new TextEncoder();
 
 /** Starts the stand-in and its feed of broadcasts from the database. */
 export async function startRealtimeStandIn(options: RealtimeStandInOptions): Promise<RealtimeStandIn> {
-  const { sql, jwtSecret } = options;
+  const { sql, authenticator, jwtSecret } = options;
   const backoffMs = options.joinErrorBackoffMs ?? 5000;
   const connections = new Set<Connection>();
   const subscribers = new Map<string, Set<Channel>>();
@@ -220,12 +225,28 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       return "UnknownErrorOnChannel: the Realtime stand-in does not serve postgres_changes (use broadcast)";
     }
     if (!channel.private) return null;
+    const refusal = await readRefusal(channel.subTopic, channel.claims);
+    return refusal && (refusal.unauthorized ? `Unauthorized: ${refusal.message}` : refusal.message);
+  }
+
+  /**
+   * Why the token may not read `topic` (null: it may), as Realtime words it: a
+   * policy that says no, or any PostgreSQL error of the probe (a role the
+   * authenticator cannot become, say: Realtime's rls_policy_error), is
+   * unauthorized; a database out of reach is not.
+   */
+  async function readRefusal(
+    topic: string,
+    claims: Claims,
+  ): Promise<{ unauthorized: boolean; message: string } | null> {
     try {
-      if (await canRead(channel.subTopic, channel.claims)) return null;
-    } catch {
-      return "Realtime was unable to connect to the project database";
+      if (await canRead(topic, claims)) return null;
+    } catch (error) {
+      if (!(error instanceof postgres.PostgresError)) {
+        return { unauthorized: false, message: "Realtime was unable to connect to the project database" };
+      }
     }
-    return `Unauthorized: You do not have permissions to read from this Channel topic: ${channel.subTopic}`;
+    return { unauthorized: true, message: `You do not have permissions to read from this Channel topic: ${topic}` };
   }
 
   async function refreshToken(channel: Channel, token: unknown) {
@@ -237,15 +258,8 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       return shutdown(channel, (error as Error).message);
     }
     if (channel.private) {
-      let allowed: boolean;
-      try {
-        allowed = await canRead(channel.subTopic, claims);
-      } catch {
-        return shutdown(channel, "Realtime was unable to connect to the project database");
-      }
-      if (!allowed) {
-        return shutdown(channel, `You do not have permissions to read from this Channel topic: ${channel.subTopic}`);
-      }
+      const refusal = await readRefusal(channel.subTopic, claims);
+      if (refusal) return shutdown(channel, refusal.message);
     }
     channel.token = token;
     channel.claims = claims;
@@ -268,16 +282,25 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
     }, Math.max(0, Math.min(CONFIRM_TOKEN_MS, left + 1000)));
   }
 
-  /** The read probe of Realtime.Tenants.Authorization: may this token's role read the topic's broadcasts? */
+  /**
+   * The read probe of Realtime.Tenants.Authorization: may this token's role read
+   * the topic's broadcasts? On the authenticator's connection: the probe row is
+   * inserted as service_role (Realtime inserts it as its own database user), then
+   * the select runs as the token's role; all of it rolled back.
+   */
   async function canRead(topic: string, claims: Claims): Promise<boolean> {
     const id = crypto.randomUUID();
     let allowed = false;
-    await sql.begin(async (tx) => {
+    await authenticator.begin(async (tx) => {
+      await becomeRole(tx, "service_role");
       await tx`insert into realtime.messages (id, topic, extension) values (${id}, ${topic}, 'broadcast')`;
-      await tx`select set_config('role', ${claims.role}, true), set_config('realtime.topic', ${topic}, true),
-        set_config('request.jwt.claims', ${JSON.stringify(claims)}, true),
-        set_config('request.jwt.claim.sub', ${claims.sub ?? ""}, true),
-        set_config('request.jwt.claim.role', ${claims.role}, true), set_config('request.headers', '{}', true)`;
+      await becomeRole(tx, claims.role, {
+        "realtime.topic": topic,
+        "request.jwt.claims": JSON.stringify(claims),
+        "request.jwt.claim.sub": claims.sub ?? "",
+        "request.jwt.claim.role": claims.role,
+        "request.headers": "{}",
+      });
       allowed = (await tx`select id from realtime.messages where id = ${id}`).length === 1;
       throw new Rollback();
     }).catch((error) => {

@@ -4,8 +4,9 @@
  * `vsn=2.0.0` arrays, binary user broadcasts).
  */
 import assert from "node:assert/strict";
-import { createTestDatabase } from "../support/database.ts";
-import { asRole, seedWorkspace } from "../support/seed.ts";
+import { mintToken } from "../../local/jwt.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { asRole, type Seeded, seedWorkspace } from "../support/seed.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
 type Frame = [string | null, string | null, string, string, Record<string, unknown>];
@@ -47,6 +48,27 @@ function decodeUserBroadcast(buffer: ArrayBuffer): Record<string, unknown> {
   const event = text(offset, offset += eventSize!);
   const meta = JSON.parse(text(offset, offset += metaSize!));
   return { kind, encoding, topic, event, meta, payload: JSON.parse(text(offset)) };
+}
+
+interface TopicContext {
+  db: TestDatabase;
+  s: Seeded;
+  stack: TestStack;
+  topic: string;
+  ws: Awaited<ReturnType<typeof connect>>;
+}
+
+/** A seeded database, the stack on it, its datasource's private topic and a raw socket, for `fn`; all closed after. */
+async function onTopic(fn: (context: TopicContext) => Promise<void>): Promise<void> {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const ws = await connect(stack);
+  try {
+    await fn({ db, s, stack, topic: `realtime:datasource:${s.datasourceId}`, ws });
+  } finally {
+    ws.close();
+  }
 }
 
 Deno.test("realtime stand-in: heartbeat, joins refused and accepted, broadcast frame, leave", async () => {
@@ -112,13 +134,8 @@ Deno.test("realtime stand-in: heartbeat, joins refused and accepted, broadcast f
   }
 });
 
-Deno.test("realtime stand-in: an expired token given later closes the channel with a system message", async () => {
-  await using db = await createTestDatabase();
-  const s = await seedWorkspace(db.sql);
-  await using stack = await startTestStack(db.url);
-  const topic = `realtime:datasource:${s.datasourceId}`;
-  const ws = await connect(stack);
-  try {
+Deno.test("realtime stand-in: an expired token given later closes the channel with a system message", () =>
+  onTopic(async ({ s, stack, topic, ws }) => {
     ws.send(["1", "1", topic, "phx_join", { config: { private: true }, access_token: await stack.tokenFor(s.owner) }]);
     assert.equal(((await ws.next()) as Frame)[4].status, "ok");
     ws.send(["1", "2", topic, "access_token", { access_token: await stack.tokenFor(s.owner, { expiresIn: -10 }) }]);
@@ -132,10 +149,7 @@ Deno.test("realtime stand-in: an expired token given later closes the channel wi
     });
     assert.match(payload.message as string, /^Token has expired \d+ seconds ago$/);
     assert.deepEqual(await ws.next(), ["1", "1", topic, "phx_close", {}]);
-  } finally {
-    ws.close();
-  }
-});
+  }));
 
 Deno.test("realtime stand-in: a socket without a valid apikey is refused with Supabase's 401", async () => {
   await using db = await createTestDatabase();
@@ -153,3 +167,17 @@ Deno.test("realtime stand-in: a socket without a valid apikey is refused with Su
     assert.deepEqual(await res.json(), { error });
   }
 });
+
+Deno.test("realtime stand-in: a token claiming postgres or an unknown role is refused a private channel", () =>
+  onTopic(async ({ s, stack, topic, ws }) => {
+    for (const [ref, role] of [["1", "postgres"], ["2", "nobody"]]) {
+      const token = await mintToken(stack.jwtSecret, { role, sub: s.owner });
+      ws.send([ref!, ref!, topic, "phx_join", { config: { private: true }, access_token: token }]);
+      assert.deepEqual(await ws.next(), [ref, ref, topic, "phx_reply", {
+        status: "error",
+        response: {
+          reason: `Unauthorized: You do not have permissions to read from this Channel topic: ${topic.slice(9)}`,
+        },
+      }]);
+    }
+  }));

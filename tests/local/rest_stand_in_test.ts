@@ -75,3 +75,51 @@ Deno.test("rest stand-in: datasource_latest_values as each caller; errors in Pos
   }, service);
   assert.deepEqual([revoked.status, revoked.body.code, revoked.body.message], [401, "PT401", "API key is not valid"]);
 });
+
+Deno.test("rest stand-in: a token's role the authenticator cannot become is refused as PostgREST refuses it", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const keys = async () => Number((await db.sql`select count(*) from public.datasource_api_keys`)[0]!.count);
+  const before = await keys();
+  const args = { p_datasource_id: s.datasourceId, p_name: "stolen", p_scopes: ["ingest:write"] };
+
+  // The review's attack: a token claiming postgres (signed with the stack's own secret, even) made a write key.
+  const superuser = await rpc(
+    stack,
+    "create_datasource_api_key",
+    args,
+    await mintToken(stack.jwtSecret, {
+      role: "postgres",
+    }),
+  );
+  assert.deepEqual(superuser, {
+    status: 403,
+    body: { code: "42501", details: null, hint: null, message: 'permission denied to set role "postgres"' },
+  });
+  const unknown = await fetch(`${stack.url}/rest/v1/rpc/datasource_latest_values`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${await mintToken(stack.jwtSecret, { role: "nobody" })}` },
+    body: JSON.stringify({ p_datasource_id: s.datasourceId }),
+  });
+  assert.equal(unknown.status, 401);
+  assert.equal(unknown.headers.get("WWW-Authenticate"), "Bearer");
+  assert.deepEqual(await unknown.json(), {
+    code: "22023",
+    details: null,
+    hint: null,
+    message: 'role "nobody" does not exist',
+  });
+  assert.equal(await keys(), before, "no key was made");
+});
+
+Deno.test("rest stand-in: a request runs as authenticator become the token's role, never as a superuser", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await db.sql`create function public.test_whoami() returns jsonb language sql
+    as $$ select jsonb_build_object('session', session_user, 'current', current_user) $$`;
+  await db.sql`grant execute on function public.test_whoami() to authenticated`;
+  await using stack = await startTestStack(db.url);
+  const member = await rpc(stack, "test_whoami", {}, await stack.tokenFor(s.viewer));
+  assert.deepEqual(member, { status: 200, body: { session: "authenticator", current: "authenticated" } });
+});
