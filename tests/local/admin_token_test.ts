@@ -1,6 +1,8 @@
-/** `deno task admin token <user-id>`: a token for a user of auth.users, verifiable with the local secret. */
+/** `deno task admin token <user-id>`: a token for a user of auth.users, signed with SUPABASE_JWT_SECRET. */
 import assert from "node:assert/strict";
-import { DEFAULT_JWT_SECRET, verifyToken } from "../../local/jwt.ts";
+import { verifyToken } from "../../local/jwt.ts";
+
+const SECRET = crypto.randomUUID() + crypto.randomUUID();
 import { createTestDatabase } from "../support/database.ts";
 import { createUsers } from "../support/seed.ts";
 
@@ -8,7 +10,7 @@ async function admin(databaseUrl: string, args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "local/admin.ts", ...args],
     cwd: new URL("../../", import.meta.url),
-    env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: "", NO_COLOR: "1" },
+    env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: SECRET, NO_COLOR: "1" },
   }).output();
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
@@ -19,7 +21,7 @@ Deno.test("admin token mints an authenticated token for a user; an unknown user 
   const [user] = await createUsers(db.sql, 1);
   const minted = await admin(db.url, ["token", user!, "--expires-in", "120"]);
   assert.equal(minted.code, 0, minted.stderr);
-  const claims = await verifyToken(minted.stdout, DEFAULT_JWT_SECRET);
+  const claims = await verifyToken(minted.stdout, SECRET);
   assert.deepEqual([claims.role, claims.sub, claims.aud], ["authenticated", user, "authenticated"]);
   assert.ok(Math.abs(claims.exp - Date.now() / 1000 - 120) < 10);
 

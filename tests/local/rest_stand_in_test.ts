@@ -43,7 +43,8 @@ Deno.test("rest stand-in: datasource_latest_values as each caller; errors in Pos
 
   const expired = await rpc(stack, "datasource_latest_values", args, await stack.tokenFor(s.viewer, { expiresIn: -5 }));
   assert.deepEqual([expired.status, expired.body.code, expired.body.message], [401, "PGRST303", "JWT expired"]);
-  const forged = await mintToken("another-secret-of-at-least-thirty-two-chars", { role: "service_role" });
+  // The Supabase CLI's published secret signs nothing here: the stack has its own.
+  const forged = await mintToken(DEFAULT_JWT_SECRET, { role: "service_role" });
   assert.equal((await rpc(stack, "datasource_latest_values", args, forged)).status, 401);
   assert.equal((await rpc(stack, "datasource_latest_values", args, null)).status, 401);
 
@@ -67,7 +68,7 @@ Deno.test("rest stand-in: datasource_latest_values as each caller; errors in Pos
   assert.equal(get.status, 405);
 
   // A PTxxx code raised by a function is its HTTP status, as PostgREST maps it.
-  const service = await mintToken(DEFAULT_JWT_SECRET, { role: "service_role" });
+  const service = await mintToken(stack.jwtSecret, { role: "service_role" });
   const revoked = await rpc(stack, "ingest_write", {
     p_datasource_id: s.datasourceId,
     p_key_id: crypto.randomUUID(),

@@ -7,7 +7,7 @@
  * @module
  */
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import { anonKey, DEFAULT_JWT_SECRET, mintUserToken } from "../../local/jwt.ts";
+import { anonKey, mintUserToken } from "../../local/jwt.ts";
 import { freePort } from "../../local/net.ts";
 import { startSupabaseStandIns, type SupabaseStandIns } from "../../local/supabase_stand_ins.ts";
 import { createTestFunction, type TestFunction } from "./function.ts";
@@ -38,7 +38,8 @@ export async function startTestStack(
 ): Promise<TestStack> {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
-  const jwtSecret = DEFAULT_JWT_SECRET;
+  // A secret of its own, as each dev database has: never the Supabase CLI's published one.
+  const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
   const fn = createTestFunction(databaseUrl, { INGEST_RATE_LIMIT_PER_SECOND: "0", ...options.env });
   const clients: SupabaseClient[] = [];
   let standIns!: SupabaseStandIns;
