@@ -22,8 +22,16 @@
  * - broadcasts that `realtime.send` stored reach the channels of their topic
  *   after commit, in commit order, with `meta.id` (see realtime_feed.ts).
  *
+ * - bounds as Supabase documents them (docs "Realtime Limits"): at most 100
+ *   channels per socket (`ChannelRateLimitReached: Too many channels`), at most
+ *   100 joins in any second per socket (`ClientJoinRateLimitReached: Too many
+ *   joins per second`, then the socket is closed, as Realtime disconnects it),
+ *   and frames of at most 256,500 bytes (the free plan's 256 KB payload plus
+ *   Realtime's 500 bytes of padding; a larger one closes the socket, 1009).
+ *
  * Not Supabase's: no presence, no postgres_changes, no broadcasts from
- * clients, no replay, no rate limits, one process. Delivery is at most once.
+ * clients, no replay; the limits are per socket (Supabase counts joins per
+ * project); one process. Delivery is at most once.
  *
  * @module
  */
@@ -43,7 +51,19 @@ export interface RealtimeStandInOptions {
   feed: "notify" | "poll";
   /** Pause before a refused join is answered (Supabase: CHANNEL_ERROR_BACKOFF_MS, 5000). */
   joinErrorBackoffMs?: number;
+  /** Bounds per socket; defaults: {@linkcode REALTIME_LIMITS}. */
+  limits?: Partial<RealtimeLimits>;
 }
+
+/** What one socket may do. */
+export interface RealtimeLimits {
+  channels: number;
+  joinsPerSecond: number;
+  frameBytes: number;
+}
+
+/** Supabase's documented limits (free plan): 100 channels per connection, 100 joins a second, 256 KB payloads. */
+export const REALTIME_LIMITS: RealtimeLimits = { channels: 100, joinsPerSecond: 100, frameBytes: 256_000 + 500 };
 
 /** A running Realtime stand-in. */
 export interface RealtimeStandIn {
@@ -72,6 +92,10 @@ interface Connection {
   socket: WebSocket;
   apikey: string;
   channels: Map<string, Channel>;
+  /** When its joins of the last second came (ms, oldest first). */
+  joins: number[];
+  /** Closing: what it sends is ignored. */
+  closing: boolean;
 }
 
 type Frame = [string | null, string | null, string, string, Record<string, unknown>];
@@ -83,6 +107,7 @@ const encoder = new TextEncoder();
 export async function startRealtimeStandIn(options: RealtimeStandInOptions): Promise<RealtimeStandIn> {
   const { sql, authenticator, jwtSecret } = options;
   const backoffMs = options.joinErrorBackoffMs ?? 5000;
+  const limits = { ...REALTIME_LIMITS, ...options.limits };
   const connections = new Set<Connection>();
   const subscribers = new Map<string, Set<Channel>>();
 
@@ -116,9 +141,14 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
     }
     const { socket, response } = Deno.upgradeWebSocket(request);
     socket.binaryType = "arraybuffer";
-    const connection: Connection = { socket, apikey, channels: new Map() };
+    const connection: Connection = { socket, apikey, channels: new Map(), joins: [], closing: false };
     connections.add(connection);
     socket.onmessage = (event) => {
+      if (connection.closing) return;
+      if (frameSize(event.data, limits.frameBytes) > limits.frameBytes) {
+        socket.close(1009, "Message too big");
+        return;
+      }
       if (typeof event.data !== "string") return; // binary broadcasts from clients are not relayed
       let frame: Frame;
       try {
@@ -143,6 +173,14 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       return;
     }
     if (event === "phx_join") {
+      if (!allowJoin(connection)) {
+        // Realtime answers, then disconnects the socket.
+        reply(connection, joinRef, ref, topic, "error", {
+          reason: "ClientJoinRateLimitReached: Too many joins per second",
+        });
+        closeSoon(connection, 1000, "Too many joins per second");
+        return;
+      }
       const previous = connection.channels.get(topic);
       if (previous) {
         // Phoenix closes the earlier join of the same topic.
@@ -191,9 +229,10 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       connection,
       closed: false,
     };
+    const tooMany = connection.channels.size >= limits.channels;
     connection.channels.set(topic, channel);
     enqueue(channel, async () => {
-      const refusal = await authorizeJoin(channel, config);
+      const refusal = tooMany ? "ChannelRateLimitReached: Too many channels" : await authorizeJoin(channel, config);
       if (channel.closed) return;
       if (refusal) {
         remove(channel);
@@ -330,6 +369,15 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
     subscribers.get(key(channel.private, channel.subTopic))?.delete(channel);
   }
 
+  /** Counts a join; false when the socket made `joinsPerSecond` joins in the last second already. */
+  function allowJoin(connection: Connection): boolean {
+    const now = performance.now();
+    while (connection.joins.length > 0 && connection.joins[0]! <= now - 1000) connection.joins.shift();
+    if (connection.joins.length >= limits.joinsPerSecond) return false;
+    connection.joins.push(now);
+    return true;
+  }
+
   function enqueue(channel: Channel, task: () => Promise<void>) {
     channel.queue = channel.queue.then(() => channel.closed ? undefined : task()).catch(
       (error) => console.error(`Realtime stand-in: ${(error as Error).message}`),
@@ -355,6 +403,13 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
 }
 
 class Rollback extends Error {}
+
+/** A frame's size in bytes (a string's UTF-8 length, counted only when it may be over `limit`). */
+function frameSize(data: unknown, limit: number): number {
+  if (typeof data === "string") return data.length * 3 <= limit ? data.length : encoder.encode(data).length;
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  return data instanceof Blob ? data.size : 0;
+}
 
 function key(isPrivate: boolean, topic: string): string {
   return `${isPrivate ? "private" : "public"}:${topic}`;
@@ -400,6 +455,16 @@ function push(
   payload: Record<string, unknown>,
 ) {
   send(connection, JSON.stringify([joinRef, ref, topic, event, payload]));
+}
+
+/**
+ * Ignores the socket from now on and closes it a second later: Deno's close()
+ * drops the frames still queued for sending (checked with Deno 2), and
+ * bufferedAmount does not count them, so the refusal is given time to arrive.
+ */
+function closeSoon(connection: Connection, code: number, reason: string) {
+  connection.closing = true;
+  setTimeout(() => connection.socket.close(code, reason), 1000);
 }
 
 function send(connection: Connection, data: string | Uint8Array) {

@@ -31,6 +31,8 @@ interface Signature {
 }
 
 const PREFIX = "/rest/v1/rpc/";
+/** The most of a request body the stand-in reads (1 MiB); more is a 413. */
+export const MAX_BODY_BYTES = 1024 * 1024;
 
 /** Handles `/rest/v1/...` requests; anything but `POST /rest/v1/rpc/<name>` is a PostgREST-shaped error. */
 export function createRestStandIn(options: RestStandInOptions): (request: Request) => Promise<Response> {
@@ -48,7 +50,17 @@ export function createRestStandIn(options: RestStandInOptions): (request: Reques
     if (request.method !== "POST") {
       return error(405, "PGRST117", `Unsupported HTTP method: ${request.method}`, "The REST stand-in serves POST only");
     }
-    const name = decodeURIComponent(path.slice(PREFIX.length));
+    let name: string;
+    try {
+      name = decodeURIComponent(path.slice(PREFIX.length));
+    } catch {
+      return error(
+        400,
+        "PGRST125",
+        "Invalid path specified in request URL",
+        `The function name ${JSON.stringify(path.slice(PREFIX.length))} is not valid percent-encoding`,
+      );
+    }
     const token = request.headers.get("authorization")?.replace(/^Bearer\s+/i, "") || request.headers.get("apikey");
     if (!token) return Response.json({ message: "No API key found in request" }, { status: 401 });
     let claims: Claims;
@@ -58,9 +70,17 @@ export function createRestStandIn(options: RestStandInOptions): (request: Reques
       const expired = e instanceof TokenError && e.reason === "expired";
       return error(401, expired ? "PGRST303" : "PGRST301", expired ? "JWT expired" : (e as Error).message);
     }
+    const text = await readBody(request);
+    if (text === null) {
+      return error(
+        413,
+        "PT413", // PostgREST's own convention: PTxxx answers status xxx
+        "Payload Too Large",
+        `The REST stand-in reads request bodies of at most ${MAX_BODY_BYTES} bytes`,
+      );
+    }
     let body: unknown;
     try {
-      const text = await request.text();
       body = text === "" ? {} : JSON.parse(text);
     } catch {
       return error(400, "PGRST102", "Empty or invalid json");
@@ -81,6 +101,22 @@ export function createRestStandIn(options: RestStandInOptions): (request: Reques
       return error(statusOf(code, claims.role, message), code, message, detail, hint);
     }
   };
+}
+
+/** The body as text, or null when it is over {@linkcode MAX_BODY_BYTES} (then read no further). */
+async function readBody(request: Request): Promise<string | null> {
+  if (Number(request.headers.get("content-length") ?? 0) > MAX_BODY_BYTES) return null;
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return null; // leaving the loop cancels the stream
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(size);
+  chunks.reduce((offset, chunk) => (bytes.set(chunk, offset), offset + chunk.length), 0);
+  return new TextDecoder().decode(bytes);
 }
 
 type RpcResult = { found: true; value: unknown } | { found: false; message: string };

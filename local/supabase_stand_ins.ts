@@ -10,7 +10,7 @@
 import postgres from "postgres";
 import { AUTHENTICATOR, type AuthenticatorLogin, connectAuthenticator } from "./authenticator.ts";
 import { createRestStandIn } from "./rest_stand_in.ts";
-import { type RealtimeStandIn, startRealtimeStandIn } from "./realtime_stand_in.ts";
+import { type RealtimeLimits, type RealtimeStandIn, startRealtimeStandIn } from "./realtime_stand_in.ts";
 
 /** Running stand-ins; `route` answers the requests that are theirs and returns null for others. */
 export interface SupabaseStandIns {
@@ -43,6 +43,8 @@ export async function startSupabaseStandIns(options: {
   /** `notify` on PostgreSQL, `poll` on PGlite (see realtime_feed.ts). */
   feed: "notify" | "poll";
   joinErrorBackoffMs?: number;
+  /** The Realtime stand-in's bounds per socket (default: Supabase's documented limits). */
+  realtimeLimits?: Partial<RealtimeLimits>;
   /** Connections of the client pool (default 4). */
   poolSize?: number;
 }): Promise<SupabaseStandIns> {
@@ -57,6 +59,7 @@ export async function startSupabaseStandIns(options: {
     jwtSecret: options.jwtSecret,
     feed: options.feed,
     joinErrorBackoffMs: options.joinErrorBackoffMs,
+    limits: options.realtimeLimits,
   });
   return {
     realtime,

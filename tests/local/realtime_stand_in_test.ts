@@ -22,12 +22,28 @@ async function connect(stack: TestStack) {
       typeof event.data === "string" ? JSON.parse(event.data) : { binary: decodeUserBroadcast(event.data) },
     );
   };
+  const closed = new Promise<CloseEvent>((resolve) => socket.addEventListener("close", resolve));
   await new Promise((resolve, reject) => {
     socket.onopen = resolve;
     socket.onerror = reject;
   });
   return {
     send: (frame: Frame) => socket.send(JSON.stringify(frame)),
+    sendText: (text: string) => socket.send(text),
+    /** The close event, once the server closed the socket (rejects after 10 s). */
+    async closed(): Promise<CloseEvent> {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the socket is still open after 10 s")), 10_000);
+      });
+      try {
+        return await Promise.race([closed, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    /** Every frame received so far, leaving none for `next()`. */
+    drain: () => received.splice(0),
     async next() {
       for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
       const frame = received.shift();
@@ -181,3 +197,49 @@ Deno.test("realtime stand-in: a token claiming postgres or an unknown role is re
       }]);
     }
   }));
+
+Deno.test("realtime stand-in: at most 100 channels per socket (ChannelRateLimitReached), as Supabase", async () => {
+  await using db = await createTestDatabase();
+  await using stack = await startTestStack(db.url, { realtimeLimits: { joinsPerSecond: 1000 } });
+  const ws = await connect(stack);
+  try {
+    for (let i = 0; i < 100; i++) ws.send([`${i}`, `${i}`, `realtime:room-${i}`, "phx_join", { config: {} }]);
+    for (let i = 0; i < 100; i++) assert.equal(((await ws.next()) as Frame)[4].status, "ok", `join ${i}`);
+    ws.send(["100", "100", "realtime:room-100", "phx_join", { config: {} }]);
+    assert.deepEqual(await ws.next(), ["100", "100", "realtime:room-100", "phx_reply", {
+      status: "error",
+      response: { reason: "ChannelRateLimitReached: Too many channels" },
+    }]);
+    // Rejoining a topic it holds is not one more channel.
+    ws.send(["101", "101", "realtime:room-7", "phx_join", { config: {} }]);
+    assert.deepEqual(await ws.next(), ["7", "7", "realtime:room-7", "phx_close", {}]);
+    assert.equal(((await ws.next()) as Frame)[4].status, "ok");
+  } finally {
+    ws.close();
+  }
+});
+
+Deno.test("realtime stand-in: more than 100 joins in a second on a socket are refused and the socket closed", async () => {
+  await using db = await createTestDatabase();
+  await using stack = await startTestStack(db.url);
+  const ws = await connect(stack);
+  // One burst of 300 joins of one topic: far more than 100 arrive within any second.
+  for (let i = 0; i < 300; i++) ws.send([`${i}`, `${i}`, "realtime:room", "phx_join", { config: {} }]);
+  assert.equal((await ws.closed()).code, 1000);
+  const refusals = ws.drain().filter((frame) =>
+    Array.isArray(frame) && frame[3] === "phx_reply" && frame[4].status === "error"
+  ) as Frame[];
+  assert.equal(refusals.length, 1, "one join was refused, then the socket was closed");
+  assert.deepEqual(refusals[0]![4], {
+    status: "error",
+    response: { reason: "ClientJoinRateLimitReached: Too many joins per second" },
+  });
+});
+
+Deno.test("realtime stand-in: a frame over 256,500 bytes closes the socket (1009)", async () => {
+  await using db = await createTestDatabase();
+  await using stack = await startTestStack(db.url);
+  const ws = await connect(stack);
+  ws.sendText(JSON.stringify([null, "1", "phoenix", "heartbeat", { pad: "x".repeat(256_500) }]));
+  assert.equal((await ws.closed()).code, 1009);
+});

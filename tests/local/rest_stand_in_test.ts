@@ -124,3 +124,32 @@ Deno.test("rest stand-in: a request runs as authenticator become the token's rol
   const member = await rpc(stack, "test_whoami", {}, await stack.tokenFor(s.viewer));
   assert.deepEqual(member, { status: 200, body: { session: "authenticator", current: "authenticated" } });
 });
+
+Deno.test("rest stand-in: a body over 1 MiB is a 413, a malformed function name a 400; nothing runs", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const headers = { Authorization: `Bearer ${await stack.tokenFor(s.owner)}`, "Content-Type": "application/json" };
+  const keys = async () => Number((await db.sql`select count(*) from public.datasource_api_keys`)[0]!.count);
+  const before = await keys();
+  const big = JSON.stringify({ p_datasource_id: s.datasourceId, p_name: "x".repeat(1024 * 1024) });
+  // Streamed without a Content-Length, so the stand-in has to stop reading by itself.
+  const stream = new Blob([big]).stream();
+  const tooLarge = await fetch(`${stack.url}/rest/v1/rpc/create_datasource_api_key`, {
+    method: "POST",
+    headers,
+    body: stream,
+  });
+  assert.equal(tooLarge.status, 413);
+  assert.deepEqual(await tooLarge.json(), {
+    code: "PT413",
+    details: "The REST stand-in reads request bodies of at most 1048576 bytes",
+    hint: null,
+    message: "Payload Too Large",
+  });
+  assert.equal(await keys(), before);
+
+  const malformed = await fetch(`${stack.url}/rest/v1/rpc/%E0%A4%A`, { method: "POST", headers, body: "{}" });
+  assert.equal(malformed.status, 400);
+  assert.equal((await malformed.json()).code, "PGRST125");
+});
