@@ -15,13 +15,15 @@ import { createHandler } from "../supabase/functions/ingest-data/handler.ts";
 import { startEmbeddedPostgres } from "./embedded_postgres.ts";
 import { applyMigrations, applyPlatformFixture } from "./migrate.ts";
 import { seedDemo } from "./demo.ts";
-import { anonKey, jwtSecret, mintUserToken } from "./jwt.ts";
+import { anonKey, devDir, devJwtSecret, type DevSecret, mintUserToken } from "./jwt.ts";
+import { AUTHENTICATOR, type AuthenticatorLogin, prepareLogin } from "./authenticator.ts";
 import { startSupabaseStandIns } from "./supabase_stand_ins.ts";
 import { createTwinViewHandler, isTwinViewPath } from "./twin_view_route.ts";
 
-const DEV_DIR = Deno.env.get("INGEST_DEV_DIR")?.replace(/\/?$/, "/") ??
-  new URL("../.dev-db/", import.meta.url).pathname;
+const DEV_DIR = devDir();
 const PATH = "/functions/v1/ingest-data";
+/** The login role of the stand-ins on a DATABASE_URL of your own (PGlite: the fixture's authenticator). */
+const STAND_IN_LOGIN = "twinnoverse_stand_in";
 
 const reset = Deno.args.includes("--reset");
 const port = Number(Deno.env.get("PORT") ?? 54321);
@@ -48,6 +50,10 @@ await Deno.mkdir(DEV_DIR, { recursive: true });
 const keyFile = `${DEV_DIR}demo_key`;
 const demo = await seedDemo(sql, { keyFile, newKey: Deno.args.includes("--new-key") });
 const keyNote = `${demo.keyReused ? "the same as last time" : "new"}: kept in ${keyFile}; --new-key replaces it`;
+// The stand-ins serve clients as a login that can only become the API roles (authenticator.ts).
+const login: AuthenticatorLogin = external
+  ? await prepareLogin(sql, STAND_IN_LOGIN)
+  : { kind: "session_authorization", role: AUTHENTICATOR };
 await sql.end();
 if (embedded) await Deno.writeTextFile(`${DEV_DIR}database_url`, databaseUrl);
 
@@ -71,9 +77,11 @@ const handler = createHandler({
 
 // Realtime and REST stand-ins (not Supabase's servers: see docs/realtime.md). PGlite forwards no
 // notifications to other connections, so there the Realtime stand-in polls for broadcasts.
-const secret = jwtSecret();
+const jwt = await devJwtSecret(DEV_DIR, Deno.env.toObject());
+const secret = jwt.secret;
 const standIns = await startSupabaseStandIns({
   databaseUrl,
+  login,
   jwtSecret: secret,
   feed: embedded ? "poll" : "notify",
   poolSize: embedded ? 2 : 4,
@@ -130,8 +138,17 @@ SUPABASE_URL=${supabase.supabaseUrl}
 SUPABASE_ANON_KEY=${supabase.anonKey}
 DEMO_ACCESS_TOKEN=${supabase.demoAccessToken}
 DEMO_DATASOURCE_ID=${demo.datasourceId}
+${jwt.source === "database" ? `SUPABASE_JWT_SECRET=${secret}` : "# SUPABASE_JWT_SECRET: yours, from the environment"}
 (DEMO_ACCESS_TOKEN: user ${demo.userEmail}, a viewer of the demo workspace, for 30 days;
  deno task admin token <user-id> mints others.)
+JWT secret: ${secretNote(jwt)}
 
 Ctrl-C stops it.
 `);
+
+/** The banner's words for the secret in use. */
+function secretNote(jwt: DevSecret): string {
+  if (jwt.source === "environment") return "SUPABASE_JWT_SECRET from the environment";
+  return `this database's own (${jwt.created ? "new" : "the same as last time"}: kept in ${jwt.file}; ` +
+    "--reset makes another); tokens signed with the Supabase CLI's default secret are refused";
+}

@@ -1,14 +1,16 @@
 /**
  * Supabase-style JWTs for the local stack, with `jose`: HS256 tokens signed
- * with `SUPABASE_JWT_SECRET` (default: the Supabase CLI's local secret, so
- * tokens work with `supabase start` too), minted for users and the anon key,
- * and verified the way Supabase Realtime and PostgREST verify them.
+ * with `SUPABASE_JWT_SECRET`, else the dev database's own random secret (made
+ * with the database, kept in `.dev-db/jwt_secret`, mode 0600), minted for
+ * users and the anon key, and verified the way Supabase Realtime and PostgREST
+ * verify them. The Supabase CLI's published default secret is never a
+ * fallback: anyone can sign with it, so a web page could forge tokens.
  *
  * @module
  */
 import { decodeJwt, errors, jwtVerify, SignJWT } from "jose";
 
-/** The Supabase CLI's local default JWT secret (`supabase start`). */
+/** The Supabase CLI's published local default JWT secret (`supabase start`): for tests and parity checks only. */
 export const DEFAULT_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
 
 /** The expiry of the Supabase CLI's local anon key (2032-11-12). */
@@ -30,9 +32,57 @@ export class TokenError extends Error {
   }
 }
 
-/** SUPABASE_JWT_SECRET from `env`, else the Supabase CLI's local default. */
+/** Where a dev database's secret is kept, in its folder. */
+const SECRET_FILE = "jwt_secret";
+
+/** The dev database's folder: INGEST_DEV_DIR, else `.dev-db/` at the project root (with a trailing slash). */
+export function devDir(env: Record<string, string | undefined> = Deno.env.toObject()): string {
+  return env.INGEST_DEV_DIR?.replace(/\/?$/, "/") ?? new URL("../.dev-db/", import.meta.url).pathname;
+}
+
+/** SUPABASE_JWT_SECRET from `env`, else the dev database's own secret; throws when there is neither. */
 export function jwtSecret(env: Record<string, string | undefined> = Deno.env.toObject()): string {
-  return env.SUPABASE_JWT_SECRET || DEFAULT_JWT_SECRET;
+  if (env.SUPABASE_JWT_SECRET) return env.SUPABASE_JWT_SECRET;
+  const saved = readSecret(`${devDir(env)}${SECRET_FILE}`);
+  if (saved) return saved;
+  throw new Error(
+    `No JWT secret: set SUPABASE_JWT_SECRET, or start the dev server once (deno task dev) to make ${
+      devDir(env)
+    }${SECRET_FILE}`,
+  );
+}
+
+/** Which secret the dev server signs with, and whether the database's own was made just now. */
+export interface DevSecret {
+  secret: string;
+  source: "environment" | "database";
+  file: string;
+  created: boolean;
+}
+
+/**
+ * The dev server's secret: SUPABASE_JWT_SECRET when set, else the one kept in
+ * `dir` (made with the database: 32 random bytes as hex, mode 0600).
+ */
+export async function devJwtSecret(dir: string, env: Record<string, string | undefined>): Promise<DevSecret> {
+  const file = `${dir}${SECRET_FILE}`;
+  if (env.SUPABASE_JWT_SECRET) return { secret: env.SUPABASE_JWT_SECRET, source: "environment", file, created: false };
+  const saved = readSecret(file);
+  if (saved) return { secret: saved, source: "database", file, created: false };
+  const secret = Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  await Deno.writeTextFile(file, secret + "\n", { mode: 0o600 });
+  await Deno.chmod(file, 0o600); // mode applies only when the file is created
+  return { secret, source: "database", file, created: true };
+}
+
+function readSecret(file: string): string | null {
+  try {
+    return Deno.readTextFileSync(file).trim() || null;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
 }
 
 function key(secret: string): Uint8Array {

@@ -10,7 +10,9 @@
  * - `phx_join`: the `access_token` is verified (HS256, `role` and `exp`
  *   required); a private channel is authorized by the read probe against the
  *   project's policy on `realtime.messages` (a probe row, then as the token's
- *   role with `request.jwt.claims` and `realtime.topic` set, rolled back); a
+ *   role with `request.jwt.claims` and `realtime.topic` set, rolled back), on
+ *   the authenticator's connection: a role it cannot become (`postgres`) is
+ *   refused by PostgreSQL, answered `Unauthorized` as Supabase does; a
  *   refused join is answered `{status: "error", response: {reason}}` after
  *   Supabase's back-off (5 s; `joinErrorBackoffMs`);
  * - `access_token`: the new token is checked again; a channel whose token or
@@ -20,25 +22,48 @@
  * - broadcasts that `realtime.send` stored reach the channels of their topic
  *   after commit, in commit order, with `meta.id` (see realtime_feed.ts).
  *
+ * - bounds as Supabase documents them (docs "Realtime Limits"): at most 100
+ *   channels per socket (`ChannelRateLimitReached: Too many channels`), at most
+ *   100 joins in any second per socket (`ClientJoinRateLimitReached: Too many
+ *   joins per second`, then the socket is closed, as Realtime disconnects it),
+ *   and frames of at most 256,500 bytes (the free plan's 256 KB payload plus
+ *   Realtime's 500 bytes of padding; a larger one closes the socket, 1009).
+ *
  * Not Supabase's: no presence, no postgres_changes, no broadcasts from
- * clients, no replay, no rate limits, one process. Delivery is at most once.
+ * clients, no replay; the limits are per socket (Supabase counts joins per
+ * project); one process. Delivery is at most once.
  *
  * @module
  */
-import type { Sql } from "postgres";
+import postgres, { type Sql } from "postgres";
+import { type Authenticator, becomeRole } from "./authenticator.ts";
 import { type Claims, TokenError, verifyToken } from "./jwt.ts";
 import { type DatabaseBroadcast, type RealtimeFeed, startRealtimeFeed } from "./realtime_feed.ts";
 
 /** Settings of the Realtime stand-in. */
 export interface RealtimeStandInOptions {
-  /** A superuser connection to the project database (probes, reading broadcasts). */
+  /** A privileged connection to the project database: the feed reads broadcasts on it, nothing else. */
   sql: Sql;
+  /** The authenticator's pool: every probe for a client runs on it, as the token's role. */
+  authenticator: Authenticator;
   jwtSecret: string;
   /** How broadcasts are read: `notify` (PostgreSQL) or `poll` (PGlite). */
   feed: "notify" | "poll";
   /** Pause before a refused join is answered (Supabase: CHANNEL_ERROR_BACKOFF_MS, 5000). */
   joinErrorBackoffMs?: number;
+  /** Bounds per socket; defaults: {@linkcode REALTIME_LIMITS}. */
+  limits?: Partial<RealtimeLimits>;
 }
+
+/** What one socket may do. */
+export interface RealtimeLimits {
+  channels: number;
+  joinsPerSecond: number;
+  frameBytes: number;
+}
+
+/** Supabase's documented limits (free plan): 100 channels per connection, 100 joins a second, 256 KB payloads. */
+export const REALTIME_LIMITS: RealtimeLimits = { channels: 100, joinsPerSecond: 100, frameBytes: 256_000 + 500 };
 
 /** A running Realtime stand-in. */
 export interface RealtimeStandIn {
@@ -67,6 +92,10 @@ interface Connection {
   socket: WebSocket;
   apikey: string;
   channels: Map<string, Channel>;
+  /** When its joins of the last second came (ms, oldest first). */
+  joins: number[];
+  /** Closing: what it sends is ignored. */
+  closing: boolean;
 }
 
 type Frame = [string | null, string | null, string, string, Record<string, unknown>];
@@ -76,8 +105,9 @@ const encoder = new TextEncoder();
 
 /** Starts the stand-in and its feed of broadcasts from the database. */
 export async function startRealtimeStandIn(options: RealtimeStandInOptions): Promise<RealtimeStandIn> {
-  const { sql, jwtSecret } = options;
+  const { sql, authenticator, jwtSecret } = options;
   const backoffMs = options.joinErrorBackoffMs ?? 5000;
+  const limits = { ...REALTIME_LIMITS, ...options.limits };
   const connections = new Set<Connection>();
   const subscribers = new Map<string, Set<Channel>>();
 
@@ -111,9 +141,14 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
     }
     const { socket, response } = Deno.upgradeWebSocket(request);
     socket.binaryType = "arraybuffer";
-    const connection: Connection = { socket, apikey, channels: new Map() };
+    const connection: Connection = { socket, apikey, channels: new Map(), joins: [], closing: false };
     connections.add(connection);
     socket.onmessage = (event) => {
+      if (connection.closing) return;
+      if (frameSize(event.data, limits.frameBytes) > limits.frameBytes) {
+        socket.close(1009, "Message too big");
+        return;
+      }
       if (typeof event.data !== "string") return; // binary broadcasts from clients are not relayed
       let frame: Frame;
       try {
@@ -138,6 +173,14 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       return;
     }
     if (event === "phx_join") {
+      if (!allowJoin(connection)) {
+        // Realtime answers, then disconnects the socket.
+        reply(connection, joinRef, ref, topic, "error", {
+          reason: "ClientJoinRateLimitReached: Too many joins per second",
+        });
+        closeSoon(connection, 1000, "Too many joins per second");
+        return;
+      }
       const previous = connection.channels.get(topic);
       if (previous) {
         // Phoenix closes the earlier join of the same topic.
@@ -186,9 +229,10 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       connection,
       closed: false,
     };
+    const tooMany = connection.channels.size >= limits.channels;
     connection.channels.set(topic, channel);
     enqueue(channel, async () => {
-      const refusal = await authorizeJoin(channel, config);
+      const refusal = tooMany ? "ChannelRateLimitReached: Too many channels" : await authorizeJoin(channel, config);
       if (channel.closed) return;
       if (refusal) {
         remove(channel);
@@ -220,12 +264,28 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       return "UnknownErrorOnChannel: the Realtime stand-in does not serve postgres_changes (use broadcast)";
     }
     if (!channel.private) return null;
+    const refusal = await readRefusal(channel.subTopic, channel.claims);
+    return refusal && (refusal.unauthorized ? `Unauthorized: ${refusal.message}` : refusal.message);
+  }
+
+  /**
+   * Why the token may not read `topic` (null: it may), as Realtime words it: a
+   * policy that says no, or any PostgreSQL error of the probe (a role the
+   * authenticator cannot become, say: Realtime's rls_policy_error), is
+   * unauthorized; a database out of reach is not.
+   */
+  async function readRefusal(
+    topic: string,
+    claims: Claims,
+  ): Promise<{ unauthorized: boolean; message: string } | null> {
     try {
-      if (await canRead(channel.subTopic, channel.claims)) return null;
-    } catch {
-      return "Realtime was unable to connect to the project database";
+      if (await canRead(topic, claims)) return null;
+    } catch (error) {
+      if (!(error instanceof postgres.PostgresError)) {
+        return { unauthorized: false, message: "Realtime was unable to connect to the project database" };
+      }
     }
-    return `Unauthorized: You do not have permissions to read from this Channel topic: ${channel.subTopic}`;
+    return { unauthorized: true, message: `You do not have permissions to read from this Channel topic: ${topic}` };
   }
 
   async function refreshToken(channel: Channel, token: unknown) {
@@ -237,15 +297,8 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
       return shutdown(channel, (error as Error).message);
     }
     if (channel.private) {
-      let allowed: boolean;
-      try {
-        allowed = await canRead(channel.subTopic, claims);
-      } catch {
-        return shutdown(channel, "Realtime was unable to connect to the project database");
-      }
-      if (!allowed) {
-        return shutdown(channel, `You do not have permissions to read from this Channel topic: ${channel.subTopic}`);
-      }
+      const refusal = await readRefusal(channel.subTopic, claims);
+      if (refusal) return shutdown(channel, refusal.message);
     }
     channel.token = token;
     channel.claims = claims;
@@ -268,16 +321,25 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
     }, Math.max(0, Math.min(CONFIRM_TOKEN_MS, left + 1000)));
   }
 
-  /** The read probe of Realtime.Tenants.Authorization: may this token's role read the topic's broadcasts? */
+  /**
+   * The read probe of Realtime.Tenants.Authorization: may this token's role read
+   * the topic's broadcasts? On the authenticator's connection: the probe row is
+   * inserted as service_role (Realtime inserts it as its own database user), then
+   * the select runs as the token's role; all of it rolled back.
+   */
   async function canRead(topic: string, claims: Claims): Promise<boolean> {
     const id = crypto.randomUUID();
     let allowed = false;
-    await sql.begin(async (tx) => {
+    await authenticator.begin(async (tx) => {
+      await becomeRole(tx, "service_role");
       await tx`insert into realtime.messages (id, topic, extension) values (${id}, ${topic}, 'broadcast')`;
-      await tx`select set_config('role', ${claims.role}, true), set_config('realtime.topic', ${topic}, true),
-        set_config('request.jwt.claims', ${JSON.stringify(claims)}, true),
-        set_config('request.jwt.claim.sub', ${claims.sub ?? ""}, true),
-        set_config('request.jwt.claim.role', ${claims.role}, true), set_config('request.headers', '{}', true)`;
+      await becomeRole(tx, claims.role, {
+        "realtime.topic": topic,
+        "request.jwt.claims": JSON.stringify(claims),
+        "request.jwt.claim.sub": claims.sub ?? "",
+        "request.jwt.claim.role": claims.role,
+        "request.headers": "{}",
+      });
       allowed = (await tx`select id from realtime.messages where id = ${id}`).length === 1;
       throw new Rollback();
     }).catch((error) => {
@@ -307,6 +369,15 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
     subscribers.get(key(channel.private, channel.subTopic))?.delete(channel);
   }
 
+  /** Counts a join; false when the socket made `joinsPerSecond` joins in the last second already. */
+  function allowJoin(connection: Connection): boolean {
+    const now = performance.now();
+    while (connection.joins.length > 0 && connection.joins[0]! <= now - 1000) connection.joins.shift();
+    if (connection.joins.length >= limits.joinsPerSecond) return false;
+    connection.joins.push(now);
+    return true;
+  }
+
   function enqueue(channel: Channel, task: () => Promise<void>) {
     channel.queue = channel.queue.then(() => channel.closed ? undefined : task()).catch(
       (error) => console.error(`Realtime stand-in: ${(error as Error).message}`),
@@ -332,6 +403,13 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
 }
 
 class Rollback extends Error {}
+
+/** A frame's size in bytes (a string's UTF-8 length, counted only when it may be over `limit`). */
+function frameSize(data: unknown, limit: number): number {
+  if (typeof data === "string") return data.length * 3 <= limit ? data.length : encoder.encode(data).length;
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  return data instanceof Blob ? data.size : 0;
+}
 
 function key(isPrivate: boolean, topic: string): string {
   return `${isPrivate ? "private" : "public"}:${topic}`;
@@ -377,6 +455,16 @@ function push(
   payload: Record<string, unknown>,
 ) {
   send(connection, JSON.stringify([joinRef, ref, topic, event, payload]));
+}
+
+/**
+ * Ignores the socket from now on and closes it a second later: Deno's close()
+ * drops the frames still queued for sending (checked with Deno 2), and
+ * bufferedAmount does not count them, so the refusal is given time to arrive.
+ */
+function closeSoon(connection: Connection, code: number, reason: string) {
+  connection.closing = true;
+  setTimeout(() => connection.socket.close(code, reason), 1000);
 }
 
 function send(connection: Connection, data: string | Uint8Array) {

@@ -5,17 +5,21 @@
  * PostgREST it verifies the JWT in `Authorization` (else the `apikey`), runs
  * the call in a transaction as the token's role with `request.jwt.claims`
  * set, and answers errors as `{code, message, details, hint}` with
- * PostgREST's status mapping. PostgREST itself cannot run here (no Docker);
- * this is not PostgREST: no tables, filters, select or Prefer headers.
+ * PostgREST's status mapping. Like PostgREST it runs every request on the
+ * authenticator's connection (authenticator.ts): a token whose role the
+ * authenticator cannot become is refused by PostgreSQL (42501, 403; an unknown
+ * role 22023, 401). PostgREST itself cannot run here (no Docker); this is not
+ * PostgREST: no tables, filters, select or Prefer headers.
  *
  * @module
  */
-import type { Sql } from "postgres";
+import type { TransactionSql } from "postgres";
+import { type Authenticator, becomeRole, identifier, literal } from "./authenticator.ts";
 import { type Claims, TokenError, verifyToken } from "./jwt.ts";
 
-/** What the REST stand-in needs: a superuser connection and the JWT secret. */
+/** What the REST stand-in needs: the authenticator's pool and the JWT secret. */
 export interface RestStandInOptions {
-  sql: Sql;
+  authenticator: Authenticator;
   jwtSecret: string;
 }
 
@@ -27,10 +31,12 @@ interface Signature {
 }
 
 const PREFIX = "/rest/v1/rpc/";
+/** The most of a request body the stand-in reads (1 MiB); more is a 413. */
+export const MAX_BODY_BYTES = 1024 * 1024;
 
 /** Handles `/rest/v1/...` requests; anything but `POST /rest/v1/rpc/<name>` is a PostgREST-shaped error. */
 export function createRestStandIn(options: RestStandInOptions): (request: Request) => Promise<Response> {
-  const { sql, jwtSecret } = options;
+  const { authenticator, jwtSecret } = options;
   return async (request) => {
     const path = new URL(request.url).pathname;
     if (!path.startsWith(PREFIX)) {
@@ -44,7 +50,17 @@ export function createRestStandIn(options: RestStandInOptions): (request: Reques
     if (request.method !== "POST") {
       return error(405, "PGRST117", `Unsupported HTTP method: ${request.method}`, "The REST stand-in serves POST only");
     }
-    const name = decodeURIComponent(path.slice(PREFIX.length));
+    let name: string;
+    try {
+      name = decodeURIComponent(path.slice(PREFIX.length));
+    } catch {
+      return error(
+        400,
+        "PGRST125",
+        "Invalid path specified in request URL",
+        `The function name ${JSON.stringify(path.slice(PREFIX.length))} is not valid percent-encoding`,
+      );
+    }
     const token = request.headers.get("authorization")?.replace(/^Bearer\s+/i, "") || request.headers.get("apikey");
     if (!token) return Response.json({ message: "No API key found in request" }, { status: 401 });
     let claims: Claims;
@@ -54,9 +70,17 @@ export function createRestStandIn(options: RestStandInOptions): (request: Reques
       const expired = e instanceof TokenError && e.reason === "expired";
       return error(401, expired ? "PGRST303" : "PGRST301", expired ? "JWT expired" : (e as Error).message);
     }
+    const text = await readBody(request);
+    if (text === null) {
+      return error(
+        413,
+        "PT413", // PostgREST's own convention: PTxxx answers status xxx
+        "Payload Too Large",
+        `The REST stand-in reads request bodies of at most ${MAX_BODY_BYTES} bytes`,
+      );
+    }
     let body: unknown;
     try {
-      const text = await request.text();
       body = text === "" ? {} : JSON.parse(text);
     } catch {
       return error(400, "PGRST102", "Empty or invalid json");
@@ -64,17 +88,9 @@ export function createRestStandIn(options: RestStandInOptions): (request: Reques
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       return error(400, "PGRST102", "The request body must be a JSON object of named arguments");
     }
-    const args = body as Record<string, unknown>;
-    const signature = await findFunction(sql, name, Object.keys(args));
-    if (!signature) {
-      return error(
-        404,
-        "PGRST202",
-        `Could not find the function public.${name}(${Object.keys(args).sort().join(", ")}) in the schema cache`,
-      );
-    }
     try {
-      return Response.json(await call(sql, name, signature, args, claims));
+      const result = await authenticator.begin((tx) => rpc(tx, name, body as Record<string, unknown>, claims));
+      return result.found ? Response.json(result.value) : error(404, "PGRST202", result.message);
     } catch (e) {
       const { code = "XX000", message, detail = null, hint = null } = e as {
         code?: string;
@@ -82,14 +98,47 @@ export function createRestStandIn(options: RestStandInOptions): (request: Reques
         detail?: string | null;
         hint?: string | null;
       };
-      return error(statusOf(code, claims.role), code, message, detail, hint);
+      return error(statusOf(code, claims.role, message), code, message, detail, hint);
     }
   };
 }
 
+/** The body as text, or null when it is over {@linkcode MAX_BODY_BYTES} (then read no further). */
+async function readBody(request: Request): Promise<string | null> {
+  if (Number(request.headers.get("content-length") ?? 0) > MAX_BODY_BYTES) return null;
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return null; // leaving the loop cancels the stream
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(size);
+  chunks.reduce((offset, chunk) => (bytes.set(chunk, offset), offset + chunk.length), 0);
+  return new TextDecoder().decode(bytes);
+}
+
+type RpcResult = { found: true; value: unknown } | { found: false; message: string };
+
+/** Finds the function for `args` (as the authenticator) and calls it as the token's role, in one transaction. */
+async function rpc(
+  tx: TransactionSql,
+  name: string,
+  args: Record<string, unknown>,
+  claims: Claims,
+): Promise<RpcResult> {
+  const signature = await findFunction(tx, name, Object.keys(args));
+  if (!signature) {
+    const given = Object.keys(args).sort().join(", ");
+    return { found: false, message: `Could not find the function public.${name}(${given}) in the schema cache` };
+  }
+  return { found: true, value: await call(tx, name, signature, args, claims) };
+}
+
 /** The overload of public.`name` whose named arguments fit `given` (PostgREST picks by argument names). */
-async function findFunction(sql: Sql, name: string, given: string[]): Promise<Signature | null> {
-  const rows = await sql`
+async function findFunction(tx: TransactionSql, name: string, given: string[]): Promise<Signature | null> {
+  const rows = await tx`
     select coalesce(p.proargnames, '{}') as names, p.pronargs::int as nargs, p.pronargdefaults::int as defaults,
       p.provariadic <> 0 as variadic, p.proretset as returns_set, t.typtype = 'c' as returns_composite,
       array(select format_type(x, null) from unnest(p.proargtypes::oid[]) x) as types
@@ -116,7 +165,7 @@ async function findFunction(sql: Sql, name: string, given: string[]): Promise<Si
 
 /** Calls the function as the token's role, with its claims, as PostgREST does; returns the JSON answer. */
 async function call(
-  sql: Sql,
+  tx: TransactionSql,
   name: string,
   signature: Signature,
   args: Record<string, unknown>,
@@ -137,27 +186,24 @@ async function call(
     : signature.returnsComposite
     ? `select to_jsonb(r) as r from ${callText} r`
     : `select to_jsonb(${callText}) as r`;
-  const [row] = await sql.begin(async (tx) => {
-    await tx`select set_config('role', ${claims.role}, true), set_config('request.jwt.claims', ${
-      JSON.stringify(claims)
-    }, true), set_config('request.method', 'POST', true), set_config('request.path', ${`/rpc/${name}`}, true)`;
-    // A call without arguments has no $1: PostgreSQL cannot type an unused parameter (42P18).
-    return await tx.unsafe(query, named.length > 0 ? [args as never] : []);
+  // The role first: PostgreSQL refuses one the authenticator was not granted, before anything runs.
+  await becomeRole(tx, claims.role, {
+    "request.jwt.claims": JSON.stringify(claims),
+    "request.method": "POST",
+    "request.path": `/rpc/${name}`,
   });
+  // A call without arguments has no $1: PostgreSQL cannot type an unused parameter (42P18).
+  const [row] = await tx.unsafe(query, named.length > 0 ? [args as never] : []);
   return row!.r;
 }
 
-function literal(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
-}
-
-function identifier(text: string): string {
-  return `"${text.replaceAll('"', '""')}"`;
-}
-
-/** PostgREST's mapping of SQLSTATE to HTTP status (docs.postgrest.org, "Errors"); PTxxx gives xxx. */
-export function statusOf(code: string, role: string): number {
+/**
+ * PostgREST's mapping of SQLSTATE to HTTP status (docs.postgrest.org, "Errors";
+ * PostgREST.Error.mapSQLtoHTTP); PTxxx gives xxx, a token's role that does not exist 401.
+ */
+export function statusOf(code: string, role: string, message = ""): number {
   if (/^PT\d{3}$/.test(code)) return Number(code.slice(2));
+  if (code === "22023") return /^role .* does not exist$/.test(message) ? 401 : 400;
   const exact: Record<string, number> = {
     "23503": 409,
     "23505": 409,
@@ -201,5 +247,7 @@ function error(
   details: string | null = null,
   hint: string | null = null,
 ) {
-  return Response.json({ code, details, hint, message }, { status });
+  // PostgREST adds WWW-Authenticate to every 401.
+  const headers: HeadersInit = status === 401 ? { "WWW-Authenticate": "Bearer" } : {};
+  return Response.json({ code, details, hint, message }, { status, headers });
 }

@@ -5,6 +5,7 @@
 
 -- API roles. PostgREST switches to anon or authenticated per request;
 -- service_role is the Edge Function's and bypasses row level security.
+-- authenticator is the login role PostgREST and the stand-ins connect as.
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'anon') then
@@ -16,8 +17,17 @@ begin
   if not exists (select 1 from pg_roles where rolname = 'service_role') then
     create role service_role nologin noinherit bypassrls;
   end if;
+  if not exists (select 1 from pg_roles where rolname = 'authenticator') then
+    create role authenticator login noinherit nosuperuser nocreatedb nocreaterole;
+  end if;
 end
 $$;
+
+-- PostgREST's login role (Supabase's is the same, with a password): it has no
+-- rights of its own (noinherit) and can only become the three API roles, so a
+-- token claiming any other role (postgres, say) is refused by PostgreSQL.
+-- The local stand-ins connect as it too.
+grant anon, authenticated, service_role to authenticator;
 
 create schema if not exists extensions;
 create schema if not exists auth;

@@ -8,8 +8,9 @@
  * @module
  */
 import postgres from "postgres";
+import { AUTHENTICATOR, type AuthenticatorLogin, connectAuthenticator } from "./authenticator.ts";
 import { createRestStandIn } from "./rest_stand_in.ts";
-import { type RealtimeStandIn, startRealtimeStandIn } from "./realtime_stand_in.ts";
+import { type RealtimeLimits, type RealtimeStandIn, startRealtimeStandIn } from "./realtime_stand_in.ts";
 
 /** Running stand-ins; `route` answers the requests that are theirs and returns null for others. */
 export interface SupabaseStandIns {
@@ -26,23 +27,39 @@ const CORS = {
   "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
 };
 
-/** Starts the REST and Realtime stand-ins on `databaseUrl` (a superuser connection string). */
+/**
+ * Starts the REST and Realtime stand-ins on `databaseUrl` (a superuser
+ * connection string: only the Realtime feed reads broadcasts on it); every
+ * client's request runs on a pool that is the authenticator (`login`).
+ */
 export async function startSupabaseStandIns(options: {
   databaseUrl: string;
+  /**
+   * How the client pool is the authenticator: `login` on PostgreSQL (default: the
+   * fixture's `authenticator`, no password), `session_authorization` on PGlite.
+   */
+  login?: AuthenticatorLogin;
   jwtSecret: string;
   /** `notify` on PostgreSQL, `poll` on PGlite (see realtime_feed.ts). */
   feed: "notify" | "poll";
   joinErrorBackoffMs?: number;
-  /** Connections of the stand-ins' pool (default 4). */
+  /** The Realtime stand-in's bounds per socket (default: Supabase's documented limits). */
+  realtimeLimits?: Partial<RealtimeLimits>;
+  /** Connections of the client pool (default 4). */
   poolSize?: number;
 }): Promise<SupabaseStandIns> {
-  const sql = postgres(options.databaseUrl, { max: options.poolSize ?? 4, onnotice: () => {} });
-  const rest = createRestStandIn({ sql, jwtSecret: options.jwtSecret });
+  // The feed: one LISTEN connection and one to read rows (PostgreSQL), or one to poll (PGlite).
+  const sql = postgres(options.databaseUrl, { max: options.feed === "notify" ? 2 : 1, onnotice: () => {} });
+  const login = options.login ?? { kind: "login", user: AUTHENTICATOR };
+  const authenticator = connectAuthenticator(options.databaseUrl, login, { max: options.poolSize ?? 4 });
+  const rest = createRestStandIn({ authenticator, jwtSecret: options.jwtSecret });
   const realtime = await startRealtimeStandIn({
     sql,
+    authenticator,
     jwtSecret: options.jwtSecret,
     feed: options.feed,
     joinErrorBackoffMs: options.joinErrorBackoffMs,
+    limits: options.realtimeLimits,
   });
   return {
     realtime,
@@ -58,6 +75,7 @@ export async function startSupabaseStandIns(options: {
     },
     async close() {
       await realtime.close();
+      await authenticator.end();
       await sql.end({ timeout: 1 });
     },
   };

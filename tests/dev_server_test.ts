@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { createClient } from "@supabase/supabase-js";
+import { DEFAULT_JWT_SECRET, mintToken, verifyToken } from "../local/jwt.ts";
 import { type LatestValue, watchDatasource, type WatchStatus } from "../clients/watch_datasource.ts";
 import { DOC_PAYLOADS } from "./support/function.ts";
 import { startDevServer } from "./support/dev_server.ts";
@@ -100,7 +101,7 @@ Deno.test("deno task dev prints .env lines with which supabase-js watches the de
   try {
     const dev = await startDevServer(dir, ["--reset"]);
     try {
-      const env = Object.fromEntries([...dev.output().matchAll(/^([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+      const env = envLines(dev.output());
       assert.equal(env.SUPABASE_URL, new URL(dev.endpoint).origin);
       assert.ok(env.SUPABASE_ANON_KEY && env.DEMO_ACCESS_TOKEN && env.DEMO_DATASOURCE_ID, dev.output());
       assert.equal((await post(dev.endpoint, dev.apiKey, DOC_PAYLOADS.single)).status, 200);
@@ -125,6 +126,72 @@ Deno.test("deno task dev prints .env lines with which supabase-js watches the de
       }
     } finally {
       await dev.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The `NAME=value` lines the dev server printed. */
+function envLines(output: string): Record<string, string> {
+  return Object.fromEntries([...output.matchAll(/^([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
+/** POSTs to the dev server's REST stand-in as `token`; returns the status. */
+async function rpcStatus(endpoint: string, token: string, datasourceId: string): Promise<number> {
+  const res = await fetch(`${new URL(endpoint).origin}/rest/v1/rpc/datasource_latest_values`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ p_datasource_id: datasourceId }),
+  });
+  await res.body?.cancel();
+  return res.status;
+}
+
+Deno.test("deno task dev signs with its database's own secret (0600, kept across restarts), or SUPABASE_JWT_SECRET", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });
+  try {
+    const first = await startDevServer(dir, ["--reset"]);
+    const env = envLines(first.output());
+    try {
+      const file = `${dir}/jwt_secret`;
+      assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
+      assert.equal(env.SUPABASE_JWT_SECRET, (await Deno.readTextFile(file)).trim());
+      assert.notEqual(env.SUPABASE_JWT_SECRET, DEFAULT_JWT_SECRET);
+      assert.match(first.output(), /^JWT secret: this database's own \(new: kept in /m);
+      for (const token of [env.DEMO_ACCESS_TOKEN!, env.SUPABASE_ANON_KEY!]) {
+        await verifyToken(token, env.SUPABASE_JWT_SECRET!);
+      }
+      assert.equal(await rpcStatus(first.endpoint, env.DEMO_ACCESS_TOKEN!, env.DEMO_DATASOURCE_ID!), 200);
+      const cli = await mintToken(DEFAULT_JWT_SECRET, { role: "service_role" });
+      assert.equal(
+        await rpcStatus(first.endpoint, cli, env.DEMO_DATASOURCE_ID!),
+        401,
+        "the CLI's secret signs nothing",
+      );
+    } finally {
+      await first.stop();
+    }
+
+    const second = await startDevServer(dir);
+    try {
+      assert.equal(envLines(second.output()).SUPABASE_JWT_SECRET, env.SUPABASE_JWT_SECRET);
+      assert.match(second.output(), /^JWT secret: this database's own \(the same as last time: /m);
+      assert.equal(await rpcStatus(second.endpoint, env.DEMO_ACCESS_TOKEN!, env.DEMO_DATASOURCE_ID!), 200);
+    } finally {
+      await second.stop();
+    }
+
+    const own = crypto.randomUUID() + crypto.randomUUID();
+    const third = await startDevServer(dir, [], { SUPABASE_JWT_SECRET: own });
+    try {
+      const lines = envLines(third.output());
+      assert.equal(lines.SUPABASE_JWT_SECRET, undefined, "a secret from the environment is not printed");
+      assert.match(third.output(), /^JWT secret: SUPABASE_JWT_SECRET from the environment$/m);
+      await verifyToken(lines.DEMO_ACCESS_TOKEN!, own);
+      assert.equal(await rpcStatus(third.endpoint, env.DEMO_ACCESS_TOKEN!, env.DEMO_DATASOURCE_ID!), 401);
+    } finally {
+      await third.stop();
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

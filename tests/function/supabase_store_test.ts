@@ -6,11 +6,11 @@
  * PostgREST does (PTxxx -> status).
  */
 import assert from "node:assert/strict";
-import type { Sql } from "postgres";
 import { loadConfig } from "../../supabase/functions/ingest-data/config.ts";
 import { createHandler } from "../../supabase/functions/ingest-data/handler.ts";
 import { createStore } from "../../supabase/functions/ingest-data/create_store.ts";
 import { DEFAULT_JWT_SECRET, serviceRoleKey } from "../../local/jwt.ts";
+import { AUTHENTICATOR, connectAuthenticator } from "../../local/authenticator.ts";
 import { createRestStandIn } from "../../local/rest_stand_in.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { DOC_PAYLOADS, postRequest } from "../support/function.ts";
@@ -26,9 +26,10 @@ interface Recorded {
 }
 
 /** The REST stand-in, recording each request; `override` may answer instead. */
-function postgrestStandIn(sql: Sql, override?: () => Response | null) {
+function postgrestStandIn(databaseUrl: string, override?: () => Response | null) {
   const recorded: Recorded[] = [];
-  const rest = createRestStandIn({ sql, jwtSecret: DEFAULT_JWT_SECRET });
+  const authenticator = connectAuthenticator(databaseUrl, { kind: "login", user: AUTHENTICATOR });
+  const rest = createRestStandIn({ authenticator, jwtSecret: DEFAULT_JWT_SECRET });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
     recorded.push({
       path: new URL(request.url).pathname,
@@ -39,7 +40,14 @@ function postgrestStandIn(sql: Sql, override?: () => Response | null) {
     return override?.() ?? await rest(request);
   });
   const url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`;
-  return { url, recorded, [Symbol.asyncDispose]: () => server.shutdown() };
+  return {
+    url,
+    recorded,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+      await authenticator.end();
+    },
+  };
 }
 
 function supabaseHandler(url: string) {
@@ -50,7 +58,7 @@ function supabaseHandler(url: string) {
 Deno.test("supabase store: resolves and writes through rpc() with the service role key", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
-  await using postgrest = postgrestStandIn(db.sql);
+  await using postgrest = postgrestStandIn(db.url);
   const handle = supabaseHandler(postgrest.url);
   const res = await handle(postRequest(DOC_PAYLOADS.combined, { key: s.apiKey }));
   assert.equal(res.status, 200, await res.clone().text());
@@ -79,7 +87,7 @@ Deno.test("supabase store: PostgREST errors map to the same statuses as the post
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
   let answer: Response | null = null;
-  await using postgrest = postgrestStandIn(db.sql, () => answer);
+  await using postgrest = postgrestStandIn(db.url, () => answer);
   const handle = supabaseHandler(postgrest.url);
   const warm = await handle(postRequest({ temperature: 1 }, { key: s.apiKey }));
   assert.equal(warm.status, 200);
@@ -110,7 +118,7 @@ Deno.test("supabase store: PostgREST errors map to the same statuses as the post
 Deno.test("supabase store: readings and Idempotency-Key through rpc('ingest_write_readings')", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
-  await using postgrest = postgrestStandIn(db.sql);
+  await using postgrest = postgrestStandIn(db.url);
   const handle = supabaseHandler(postgrest.url);
   const readings = [2, 1].map((m) => ({ observed_at: Date.now() - m * 60_000, values: { temperature: m } }));
   const headers = { "Idempotency-Key": "supabase-store-1" };
@@ -134,7 +142,7 @@ Deno.test("supabase store: readings and Idempotency-Key through rpc('ingest_writ
 Deno.test("supabase store: a single payload with an Idempotency-Key is stored once and replayed", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
-  await using postgrest = postgrestStandIn(db.sql);
+  await using postgrest = postgrestStandIn(db.url);
   const handle = supabaseHandler(postgrest.url);
   const headers = { "Idempotency-Key": "supabase-store-single" };
   const first = await handle(postRequest({ temperature: 3 }, { key: s.apiKey, headers }));

@@ -4,16 +4,18 @@
  * twin view shows them), widget errors in words, and tokens.
  */
 import assert from "node:assert/strict";
-import { DEFAULT_JWT_SECRET, verifyToken } from "../../local/jwt.ts";
+import { verifyToken } from "../../local/jwt.ts";
 import { DEMO_USER, seedDemo } from "../../local/demo.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { asRole, createUsers, seedWorkspace } from "../support/seed.ts";
+
+const SECRET = crypto.randomUUID() + crypto.randomUUID();
 
 async function admin(databaseUrl: string, args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "local/admin.ts", ...args],
     cwd: new URL("../../", import.meta.url),
-    env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: "", NO_COLOR: "1" },
+    env: { DATABASE_URL: databaseUrl, SUPABASE_JWT_SECRET: SECRET, NO_COLOR: "1" },
   }).output();
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
@@ -244,7 +246,7 @@ Deno.test("admin token mints an authenticated token for a user; an unknown user 
   const [user] = await createUsers(db.sql, 1);
   const minted = await admin(db.url, ["token", user!, "--expires-in", "120"]);
   assert.equal(minted.code, 0, minted.stderr);
-  const claims = await verifyToken(minted.stdout, DEFAULT_JWT_SECRET);
+  const claims = await verifyToken(minted.stdout, SECRET);
   assert.deepEqual([claims.role, claims.sub, claims.aud], ["authenticated", user, "authenticated"]);
   assert.ok(Math.abs(claims.exp - Date.now() / 1000 - 120) < 10);
 

@@ -4,8 +4,9 @@
  * `vsn=2.0.0` arrays, binary user broadcasts).
  */
 import assert from "node:assert/strict";
-import { createTestDatabase } from "../support/database.ts";
-import { asRole, seedWorkspace } from "../support/seed.ts";
+import { mintToken } from "../../local/jwt.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { asRole, type Seeded, seedWorkspace } from "../support/seed.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
 type Frame = [string | null, string | null, string, string, Record<string, unknown>];
@@ -21,12 +22,28 @@ async function connect(stack: TestStack) {
       typeof event.data === "string" ? JSON.parse(event.data) : { binary: decodeUserBroadcast(event.data) },
     );
   };
+  const closed = new Promise<CloseEvent>((resolve) => socket.addEventListener("close", resolve));
   await new Promise((resolve, reject) => {
     socket.onopen = resolve;
     socket.onerror = reject;
   });
   return {
     send: (frame: Frame) => socket.send(JSON.stringify(frame)),
+    sendText: (text: string) => socket.send(text),
+    /** The close event, once the server closed the socket (rejects after 10 s). */
+    async closed(): Promise<CloseEvent> {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the socket is still open after 10 s")), 10_000);
+      });
+      try {
+        return await Promise.race([closed, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    /** Every frame received so far, leaving none for `next()`. */
+    drain: () => received.splice(0),
     async next() {
       for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
       const frame = received.shift();
@@ -47,6 +64,27 @@ function decodeUserBroadcast(buffer: ArrayBuffer): Record<string, unknown> {
   const event = text(offset, offset += eventSize!);
   const meta = JSON.parse(text(offset, offset += metaSize!));
   return { kind, encoding, topic, event, meta, payload: JSON.parse(text(offset)) };
+}
+
+interface TopicContext {
+  db: TestDatabase;
+  s: Seeded;
+  stack: TestStack;
+  topic: string;
+  ws: Awaited<ReturnType<typeof connect>>;
+}
+
+/** A seeded database, the stack on it, its datasource's private topic and a raw socket, for `fn`; all closed after. */
+async function onTopic(fn: (context: TopicContext) => Promise<void>): Promise<void> {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await using stack = await startTestStack(db.url);
+  const ws = await connect(stack);
+  try {
+    await fn({ db, s, stack, topic: `realtime:datasource:${s.datasourceId}`, ws });
+  } finally {
+    ws.close();
+  }
 }
 
 Deno.test("realtime stand-in: heartbeat, joins refused and accepted, broadcast frame, leave", async () => {
@@ -112,13 +150,8 @@ Deno.test("realtime stand-in: heartbeat, joins refused and accepted, broadcast f
   }
 });
 
-Deno.test("realtime stand-in: an expired token given later closes the channel with a system message", async () => {
-  await using db = await createTestDatabase();
-  const s = await seedWorkspace(db.sql);
-  await using stack = await startTestStack(db.url);
-  const topic = `realtime:datasource:${s.datasourceId}`;
-  const ws = await connect(stack);
-  try {
+Deno.test("realtime stand-in: an expired token given later closes the channel with a system message", () =>
+  onTopic(async ({ s, stack, topic, ws }) => {
     ws.send(["1", "1", topic, "phx_join", { config: { private: true }, access_token: await stack.tokenFor(s.owner) }]);
     assert.equal(((await ws.next()) as Frame)[4].status, "ok");
     ws.send(["1", "2", topic, "access_token", { access_token: await stack.tokenFor(s.owner, { expiresIn: -10 }) }]);
@@ -132,10 +165,7 @@ Deno.test("realtime stand-in: an expired token given later closes the channel wi
     });
     assert.match(payload.message as string, /^Token has expired \d+ seconds ago$/);
     assert.deepEqual(await ws.next(), ["1", "1", topic, "phx_close", {}]);
-  } finally {
-    ws.close();
-  }
-});
+  }));
 
 Deno.test("realtime stand-in: a socket without a valid apikey is refused with Supabase's 401", async () => {
   await using db = await createTestDatabase();
@@ -152,4 +182,64 @@ Deno.test("realtime stand-in: a socket without a valid apikey is refused with Su
     assert.equal(res.status, 401);
     assert.deepEqual(await res.json(), { error });
   }
+});
+
+Deno.test("realtime stand-in: a token claiming postgres or an unknown role is refused a private channel", () =>
+  onTopic(async ({ s, stack, topic, ws }) => {
+    for (const [ref, role] of [["1", "postgres"], ["2", "nobody"]]) {
+      const token = await mintToken(stack.jwtSecret, { role, sub: s.owner });
+      ws.send([ref!, ref!, topic, "phx_join", { config: { private: true }, access_token: token }]);
+      assert.deepEqual(await ws.next(), [ref, ref, topic, "phx_reply", {
+        status: "error",
+        response: {
+          reason: `Unauthorized: You do not have permissions to read from this Channel topic: ${topic.slice(9)}`,
+        },
+      }]);
+    }
+  }));
+
+Deno.test("realtime stand-in: at most 100 channels per socket (ChannelRateLimitReached), as Supabase", async () => {
+  await using db = await createTestDatabase();
+  await using stack = await startTestStack(db.url, { realtimeLimits: { joinsPerSecond: 1000 } });
+  const ws = await connect(stack);
+  try {
+    for (let i = 0; i < 100; i++) ws.send([`${i}`, `${i}`, `realtime:room-${i}`, "phx_join", { config: {} }]);
+    for (let i = 0; i < 100; i++) assert.equal(((await ws.next()) as Frame)[4].status, "ok", `join ${i}`);
+    ws.send(["100", "100", "realtime:room-100", "phx_join", { config: {} }]);
+    assert.deepEqual(await ws.next(), ["100", "100", "realtime:room-100", "phx_reply", {
+      status: "error",
+      response: { reason: "ChannelRateLimitReached: Too many channels" },
+    }]);
+    // Rejoining a topic it holds is not one more channel.
+    ws.send(["101", "101", "realtime:room-7", "phx_join", { config: {} }]);
+    assert.deepEqual(await ws.next(), ["7", "7", "realtime:room-7", "phx_close", {}]);
+    assert.equal(((await ws.next()) as Frame)[4].status, "ok");
+  } finally {
+    ws.close();
+  }
+});
+
+Deno.test("realtime stand-in: more than 100 joins in a second on a socket are refused and the socket closed", async () => {
+  await using db = await createTestDatabase();
+  await using stack = await startTestStack(db.url);
+  const ws = await connect(stack);
+  // One burst of 300 joins of one topic: far more than 100 arrive within any second.
+  for (let i = 0; i < 300; i++) ws.send([`${i}`, `${i}`, "realtime:room", "phx_join", { config: {} }]);
+  assert.equal((await ws.closed()).code, 1000);
+  const refusals = ws.drain().filter((frame) =>
+    Array.isArray(frame) && frame[3] === "phx_reply" && frame[4].status === "error"
+  ) as Frame[];
+  assert.equal(refusals.length, 1, "one join was refused, then the socket was closed");
+  assert.deepEqual(refusals[0]![4], {
+    status: "error",
+    response: { reason: "ClientJoinRateLimitReached: Too many joins per second" },
+  });
+});
+
+Deno.test("realtime stand-in: a frame over 256,500 bytes closes the socket (1009)", async () => {
+  await using db = await createTestDatabase();
+  await using stack = await startTestStack(db.url);
+  const ws = await connect(stack);
+  ws.sendText(JSON.stringify([null, "1", "phoenix", "heartbeat", { pad: "x".repeat(256_500) }]));
+  assert.equal((await ws.closed()).code, 1009);
 });

@@ -18,13 +18,20 @@ export interface DevServer {
   stop(): Promise<string>;
 }
 
-/** Starts `deno task dev` with `args` on the dev folder `dir`; resolves once it is ready. */
-export async function startDevServer(dir: string, args: string[] = []): Promise<DevServer> {
+/**
+ * Starts `deno task dev` with `args` on the dev folder `dir` (SUPABASE_JWT_SECRET
+ * unset unless `env` says otherwise); resolves once it is ready.
+ */
+export async function startDevServer(
+  dir: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<DevServer> {
   const port = freePort();
   const dev = new Deno.Command(Deno.execPath(), {
     args: ["task", "dev", ...args],
     cwd: new URL("../../", import.meta.url),
-    env: { INGEST_DEV_DIR: dir, PORT: String(port), DATABASE_URL: "", NO_COLOR: "1" },
+    env: { INGEST_DEV_DIR: dir, PORT: String(port), DATABASE_URL: "", SUPABASE_JWT_SECRET: "", NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -7,8 +7,9 @@
  * @module
  */
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import { anonKey, DEFAULT_JWT_SECRET, mintUserToken } from "../../local/jwt.ts";
+import { anonKey, mintUserToken } from "../../local/jwt.ts";
 import { freePort } from "../../local/net.ts";
+import type { RealtimeLimits } from "../../local/realtime_stand_in.ts";
 import { startSupabaseStandIns, type SupabaseStandIns } from "../../local/supabase_stand_ins.ts";
 import { createTestFunction, type TestFunction } from "./function.ts";
 
@@ -34,11 +35,12 @@ export interface TestStack extends AsyncDisposable {
 /** Starts the stack on `databaseUrl` (a test database). `joinErrorBackoffMs` defaults to 100 (Supabase's tests). */
 export async function startTestStack(
   databaseUrl: string,
-  options: { joinErrorBackoffMs?: number; env?: Record<string, string> } = {},
+  options: { joinErrorBackoffMs?: number; env?: Record<string, string>; realtimeLimits?: Partial<RealtimeLimits> } = {},
 ): Promise<TestStack> {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
-  const jwtSecret = DEFAULT_JWT_SECRET;
+  // A secret of its own, as each dev database has: never the Supabase CLI's published one.
+  const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
   const fn = createTestFunction(databaseUrl, { INGEST_RATE_LIMIT_PER_SECOND: "0", ...options.env });
   const clients: SupabaseClient[] = [];
   let standIns!: SupabaseStandIns;
@@ -50,6 +52,7 @@ export async function startTestStack(
       jwtSecret,
       feed: "notify",
       joinErrorBackoffMs: options.joinErrorBackoffMs ?? 100,
+      realtimeLimits: options.realtimeLimits,
     });
     server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
       if (new URL(request.url).pathname === "/functions/v1/ingest-data") return fn.handle(request);
