@@ -14,6 +14,7 @@ import { loadConfig } from "../../supabase/functions/ingest-data/config.ts";
 import { createHandler } from "../../supabase/functions/ingest-data/handler.ts";
 import { createStore } from "../../supabase/functions/ingest-data/create_store.ts";
 import { DEFAULT_JWT_SECRET, serviceRoleKey } from "../../local/jwt.ts";
+import { AUTHENTICATOR, connectAuthenticator } from "../../local/authenticator.ts";
 import { createRestStandIn } from "../../local/rest_stand_in.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { createTestFunction, postRequest } from "../support/function.ts";
@@ -71,7 +72,8 @@ Deno.test("postgres store, database in Europe/Berlin: times before 1893 and year
 Deno.test("supabase store, database in Europe/Berlin: the same times are answered 200 in UTC", async () => {
   await using db = await createTestDatabase({ timeZone: ZONE });
   const s = await seedWorkspace(db.sql, { keepHistory: true });
-  const rest = createRestStandIn({ sql: db.sql, jwtSecret: DEFAULT_JWT_SECRET });
+  const authenticator = connectAuthenticator(db.url, { kind: "login", user: AUTHENTICATOR });
+  const rest = createRestStandIn({ authenticator, jwtSecret: DEFAULT_JWT_SECRET });
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, rest);
   const config = loadConfig({
     INGEST_STORE: "supabase",
@@ -79,7 +81,11 @@ Deno.test("supabase store, database in Europe/Berlin: the same times are answere
     SUPABASE_SERVICE_ROLE_KEY: await serviceRoleKey(DEFAULT_JWT_SECRET),
   });
   const handle = createHandler({ config, store: createStore(config.store), log: () => {} });
-  await assertEveryRoute(db, s, handle);
+  try {
+    await assertEveryRoute(db, s, handle);
+  } finally {
+    await authenticator.end();
+  }
 });
 
 Deno.test("the write functions answer in the API's form on a session in any zone", async () => {
