@@ -97,7 +97,7 @@ const twinView = createTwinViewHandler({ ...supabase, accessToken: supabase.demo
 
 const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
   const path = new URL(request.url).pathname;
-  if (path === PATH || path === `${PATH}/openapi.json`) return handler(request);
+  if (path === PATH || path.startsWith(`${PATH}/`)) return handler(request); // the function routes its own paths
   if (isTwinViewPath(path)) return twinView(request);
   return standIns.route(request) ??
     Response.json({ code: "not_found", message: `Not found: the endpoint is ${PATH}` }, { status: 404 });

@@ -1,7 +1,7 @@
 /** POST: validation against the widgets, storage, and the documented responses. */
 import assert from "node:assert/strict";
 import { createTestDatabase } from "../support/database.ts";
-import { createTestFunction, DOC_PAYLOADS, postRequest } from "../support/function.ts";
+import { createTestFunction, DOC_PAYLOADS, ENDPOINT, postRequest } from "../support/function.ts";
 import { seedWorkspace } from "../support/seed.ts";
 
 Deno.test("the documentation's four payloads, verbatim, are stored", async () => {
@@ -208,7 +208,7 @@ Deno.test("413 past the body limit, whether declared or streamed; nothing writte
     },
   });
   const streamed = await fn.handle(
-    new Request("http://localhost/", { method: "POST", headers: { "X-API-Key": s.apiKey }, body: stream }),
+    new Request(ENDPOINT, { method: "POST", headers: { "X-API-Key": s.apiKey }, body: stream }),
   );
   assert.equal(streamed.status, 413);
   await streamed.body?.cancel();

@@ -63,6 +63,7 @@ export const ERROR_CODES = {
     403,
     "the database refused the write: scope or datasource changed since the key was cached",
   ],
+  not_found: [404, "a path other than the endpoint (with or without a trailing slash) or its `/openapi.json`"],
   method_not_allowed: [405, "not GET, POST or OPTIONS"],
   idempotency_key_in_flight: [
     409,

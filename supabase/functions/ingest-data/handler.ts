@@ -268,9 +268,12 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     let internal: string | undefined;
     let dryRun = false;
     try {
-      if (request.method === "OPTIONS") {
+      const route = routeOf(request.url);
+      if (!route) {
+        throw new HttpError(404, "not_found", "Not found: the endpoint is /functions/v1/ingest-data");
+      } else if (request.method === "OPTIONS") {
         response = new Response(null, { status: 204, headers: { ...preflight, "X-Request-Id": requestId } });
-      } else if (request.url.includes(OPENAPI_PATH)) {
+      } else if (route === "openapi") {
         response = await openApiResponse(request.method, { ...cors, "X-Request-Id": requestId });
       } else if (request.method !== "GET" && request.method !== "POST") {
         throw new HttpError(405, "method_not_allowed", `Method ${request.method} not allowed: use POST (or GET)`, {
@@ -316,8 +319,18 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   };
 }
 
-/** `GET .../ingest-data/openapi.json`: the OpenAPI document, without a key. */
-const OPENAPI_PATH = "/ingest-data/openapi.json";
+/**
+ * What a URL's path asks for: the endpoint (`…/ingest-data`, with or without a trailing slash), the OpenAPI
+ * document (`…/ingest-data/openapi.json`), or nothing (undefined: a 404). On Supabase the path starts at the
+ * function's name, locally at `/functions/v1/`; both are accepted, nothing else.
+ */
+function routeOf(url: string): "endpoint" | "openapi" | undefined {
+  const match = ROUTE.exec(url);
+  if (!match) return undefined;
+  return match[1] === "/openapi.json" ? "openapi" : "endpoint";
+}
+/** scheme://host, then the function's path, then an optional query: read without URL parsing per request. */
+const ROUTE = /^[a-z]+:\/\/[^/?#]*(?:\/functions\/v1)?\/ingest-data(\/openapi\.json|\/)?(?:[?#]|$)/;
 let openApiText: Promise<string> | undefined;
 
 /** The OpenAPI document, built on first use: its generator stays out of the cold start. */

@@ -192,7 +192,7 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
               },
               content: { "application/json": { schema: z.union([ingestResultSchema, readingsResultSchema]) } },
             },
-            ...errorResponses([400, 401, 403, 405, 409, 413, 415, 422, 429, 500, 503]),
+            ...errorResponses([400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503]),
           },
         },
         get: {
