@@ -12,6 +12,7 @@ import postgres from "postgres";
 import { loadConfig } from "../supabase/functions/ingest-data/config.ts";
 import { createStore } from "../supabase/functions/ingest-data/create_store.ts";
 import { createHandler } from "../supabase/functions/ingest-data/handler.ts";
+import { acquireDevLock, DevLockError, LOCK_FILE } from "./dev_lock.ts";
 import { startEmbeddedPostgres } from "./embedded_postgres.ts";
 import { applyMigrations, applyPlatformFixture } from "./migrate.ts";
 import { seedDemo } from "./demo.ts";
@@ -37,7 +38,13 @@ try {
   Deno.exit(1);
 }
 
-if (reset && !external) await Deno.remove(DEV_DIR, { recursive: true }).catch(() => {});
+// One server per dev folder: a second one would open the same PGlite files (dev_lock.ts).
+const lock = await acquireDevLock(DEV_DIR).catch((error) => {
+  if (!(error instanceof DevLockError)) throw error;
+  console.error(error.message);
+  Deno.exit(1);
+});
+if (reset && !external) await emptyDevDir();
 const embedded = external ? null : await startEmbeddedPostgres(`${DEV_DIR}pglite`);
 const databaseUrl = external ?? embedded!.url;
 console.log(external ? "Database: DATABASE_URL" : `Database: embedded PGlite in .dev-db/ (served at ${databaseUrl})`);
@@ -113,7 +120,15 @@ async function shutdown() {
   await store.close();
   await embedded?.stop();
   if (embedded) await Deno.remove(`${DEV_DIR}database_url`).catch(() => {});
+  await lock.release();
   Deno.exit(0);
+}
+
+/** `--reset`: removes everything in the dev folder but the lock this process holds. */
+async function emptyDevDir() {
+  for await (const entry of Deno.readDir(DEV_DIR)) {
+    if (entry.name !== LOCK_FILE) await Deno.remove(`${DEV_DIR}${entry.name}`, { recursive: true });
+  }
 }
 // Listen for Ctrl-C before saying so: a caller may send it as soon as it reads the banner.
 Deno.addSignalListener("SIGINT", shutdown);

@@ -15,9 +15,11 @@
  *   refused by PostgreSQL, answered `Unauthorized` as Supabase does; a
  *   refused join is answered `{status: "error", response: {reason}}` after
  *   Supabase's back-off (5 s; `joinErrorBackoffMs`);
- * - `access_token`: the new token is checked again; a channel whose token or
- *   access is gone gets a `system` error and `phx_close`; the token's expiry
- *   is checked at least every 5 minutes;
+ * - `access_token`: the token is verified and the read probe runs again, on
+ *   every such message (Supabase skips a token equal to the current one; the
+ *   stand-in does not, see docs/realtime.md); a channel whose token or access
+ *   is gone gets a `system` error and `phx_close`; the token's expiry is
+ *   checked at least every 5 minutes (the JWT only, as Supabase);
  * - `heartbeat` on `phoenix`, `phx_leave`, `phx_close`;
  * - broadcasts that `realtime.send` stored reach the channels of their topic
  *   after commit, in commit order, with `meta.id` (see realtime_feed.ts).
@@ -289,7 +291,9 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
   }
 
   async function refreshToken(channel: Channel, token: unknown) {
-    if (typeof token !== "string" || token.startsWith("sb_") || token === channel.token) return;
+    // Supabase skips a token equal to the current one; the stand-in probes again whatever the token,
+    // so that a member removed from the workspace loses the channel at the client's next token message.
+    if (typeof token !== "string" || token.startsWith("sb_")) return;
     let claims: Claims;
     try {
       claims = await verifyToken(token, jwtSecret);
@@ -298,11 +302,16 @@ export async function startRealtimeStandIn(options: RealtimeStandInOptions): Pro
     }
     if (channel.private) {
       const refusal = await readRefusal(channel.subTopic, claims);
-      if (refusal) return shutdown(channel, refusal.message);
+      if (refusal) return shutdown(channel, refusal.unauthorized ? revokedMessage(channel) : refusal.message);
     }
     channel.token = token;
     channel.claims = claims;
     scheduleConfirm(channel);
+  }
+
+  /** Realtime's words when a new token may no longer read the topic (`:read_permissions_revoked`). */
+  function revokedMessage(channel: Channel): string {
+    return `You no longer have permission to read from this Channel topic: ${channel.subTopic}`;
   }
 
   /** Re-checks the token's expiry every 5 minutes at most, and when it expires. */

@@ -10,6 +10,7 @@ import { DEFAULT_JWT_SECRET, mintToken, verifyToken } from "../local/jwt.ts";
 import { type LatestValue, watchDatasource, type WatchStatus } from "../clients/watch_datasource.ts";
 import { DOC_PAYLOADS } from "./support/function.ts";
 import { startDevServer } from "./support/dev_server.ts";
+import { freePort } from "../local/net.ts";
 
 /** POSTs a payload with the key as the documentation's cURL does. */
 function post(endpoint: string, apiKey: string, payload: string): Promise<Response> {
@@ -131,6 +132,51 @@ Deno.test("deno task dev prints .env lines with which supabase-js watches the de
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task dev: a second server on the same folder refuses to start and touches nothing of the first", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "twinnoverse-dev-" });
+  try {
+    const first = await startDevServer(dir, ["--reset"]);
+    try {
+      const filesBefore = await listDir(dir);
+      assert.ok(filesBefore.includes("dev.lock") && filesBefore.includes("database_url"), filesBefore.join(", "));
+      const second = await new Deno.Command(Deno.execPath(), {
+        args: ["task", "dev", "--reset"],
+        cwd: new URL("../", import.meta.url),
+        env: {
+          INGEST_DEV_DIR: dir,
+          PORT: String(freePort()),
+          DATABASE_URL: "",
+          SUPABASE_JWT_SECRET: "",
+          NO_COLOR: "1",
+        },
+      }).output();
+      assert.equal(second.code, 1);
+      assert.match(
+        new TextDecoder().decode(second.stderr),
+        /Another deno task dev \(pid \d+\) is using .*: stop it first \(Ctrl-C in its terminal\), or set INGEST_DEV_DIR/,
+      );
+      assert.deepEqual(await listDir(dir), filesBefore);
+      const res = await post(first.endpoint, first.apiKey, DOC_PAYLOADS.single);
+      assert.equal(res.status, 200, await res.text());
+    } finally {
+      await first.stop();
+    }
+    assert.ok(!(await listDir(dir)).includes("dev.lock"), "the lock is released at Ctrl-C");
+
+    // A lock left by a process that is gone (killed, a reboot) is taken over.
+    await Deno.writeTextFile(`${dir}/dev.lock`, "999999999\n");
+    const third = await startDevServer(dir);
+    await third.stop();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The names in `dir`, sorted. */
+async function listDir(dir: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(dir))).map((entry) => entry.name).sort();
+}
 
 /** The `NAME=value` lines the dev server printed. */
 function envLines(output: string): Record<string, string> {

@@ -167,6 +167,35 @@ Deno.test("realtime stand-in: an expired token given later closes the channel wi
     assert.deepEqual(await ws.next(), ["1", "1", topic, "phx_close", {}]);
   }));
 
+Deno.test("realtime stand-in: a member removed from the workspace loses the channel at the next access_token, same token or new", () =>
+  onTopic(async ({ db, s, stack, topic, ws }) => {
+    const token = await stack.tokenFor(s.viewer);
+    ws.send(["1", "1", topic, "phx_join", { config: { private: true }, access_token: token }]);
+    assert.equal(((await ws.next()) as Frame)[4].status, "ok");
+    ws.send(["1", "2", topic, "access_token", { access_token: token }]);
+    await asRole(
+      db.sql,
+      { role: "service_role" },
+      (tx) => tx`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${tx.json({ temperature: 1 })})`,
+    );
+    assert.ok("binary" in await ws.next(), "a member's same token keeps the channel");
+
+    await db.sql`delete from public.workspace_members where user_id = ${s.viewer}`;
+    ws.send(["1", "4", topic, "access_token", { access_token: token }]);
+    const [, ref, frameTopic, event, payload] = (await ws.next()) as Frame;
+    assert.deepEqual([ref, frameTopic, event, payload], [null, topic, "system", {
+      extension: "system",
+      status: "error",
+      message: `You no longer have permission to read from this Channel topic: ${topic.slice(9)}`,
+      channel: topic.slice(9),
+    }]);
+    assert.deepEqual(await ws.next(), ["1", "1", topic, "phx_close", {}]);
+
+    // A new token of the removed user (a refresh) is refused the same way on a fresh join.
+    ws.send(["5", "5", topic, "phx_join", { config: { private: true }, access_token: await stack.tokenFor(s.viewer) }]);
+    assert.equal(((await ws.next()) as Frame)[4].status, "error");
+  }));
+
 Deno.test("realtime stand-in: a socket without a valid apikey is refused with Supabase's 401", async () => {
   await using db = await createTestDatabase();
   await using stack = await startTestStack(db.url);
