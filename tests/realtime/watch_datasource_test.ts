@@ -321,7 +321,10 @@ Deno.test("an older observation never replaces a newer one", async () => {
   await send(-1, "1 hour");
   await send(9, "0 seconds");
   await r.until(() => r.latest().temperature?.value === 9, "the newer value");
-  assert.deepEqual(r.values.map((v) => v.values.temperature?.value), [8, 9]);
+  // The POST's own broadcast may reach the channel after it joined, and be shown before the first read
+  // answers (8 twice): what matters is that -1 never was.
+  const shown = r.values.map((v) => v.values.temperature?.value).filter((v, i, all) => v !== all[i - 1]);
+  assert.deepEqual(shown, [8, 9]);
   await watch.stop();
 });
 
