@@ -10,6 +10,9 @@
  *    and spread, one call per transaction (the baseline). The database is
  *    vacuumed before each phase.
  * 4. Every 200 must be in datasource_readings (exit 1 otherwise).
+ * 5. With --limits (the default): the endpoint again with every limit off
+ *    (no database limit check at all), alternating with the limits-on phase
+ *    (limits set high enough never to refuse), and the ratio of the two.
  *
  * Options: --duration=15 --connections=16,64 --datasources=100 --warmup=5 --phase-warmup=3
  *          --parallel (serve the function with `deno serve --parallel`: one copy per core)
@@ -27,6 +30,7 @@ import {
   run,
   scriptOptions,
   seedDatasources,
+  type SeededKey,
   startDurablePostgres,
   startFunction,
   wrk,
@@ -40,6 +44,7 @@ const {
   warmup: WARMUP_S,
   "phase-warmup": PHASE_WARMUP_S,
   parallel: PARALLEL,
+  limits: LIMITS,
 } = scriptOptions({
   duration: 15,
   connections: "16,64",
@@ -47,7 +52,20 @@ const {
   warmup: 5,
   "phase-warmup": 3,
   parallel: false,
+  limits: true,
 });
+/** Every limit on, high enough never to refuse: what the database's limit check costs. */
+const LIMITS_HIGH = {
+  INGEST_RATE_LIMIT_PER_SECOND: "1000000",
+  INGEST_RATE_LIMIT_BURST: "1000000",
+  INGEST_RATE_LIMIT_READINGS_PER_SECOND: "1000000",
+  INGEST_RATE_LIMIT_READINGS_BURST: "1000000",
+  INGEST_WORKSPACE_READINGS_PER_SECOND: "10000000",
+  INGEST_WORKSPACE_READINGS_PER_DAY: "1000000000000",
+  INGEST_WORKSPACE_READINGS_PER_MONTH: "1000000000000",
+};
+/** Every limit off: the write functions skip the check. */
+const LIMITS_OFF = { INGEST_RATE_LIMIT_PER_SECOND: "0", INGEST_RATE_LIMIT_READINGS_PER_SECOND: "0" };
 const CONNECTIONS = CONNECTION_LIST.split(",").map(Number);
 const OUT_DIR = new URL("../.bench/", import.meta.url).pathname;
 
@@ -62,6 +80,9 @@ interface Result {
   baseline: Figures;
   ratio: number;
   lost: number;
+  /** The endpoint with every limit off, and limits on / off (req/s). */
+  no_limits?: Figures;
+  limits_ratio?: number;
 }
 
 await requireTool("wrk", "wrk");
@@ -69,6 +90,7 @@ await requireTool("pgbench", "postgresql-contrib");
 await Deno.mkdir(OUT_DIR, { recursive: true });
 const { server, sql } = await startDurablePostgres();
 let fn: Deno.ChildProcess | undefined;
+let fnOff: Deno.ChildProcess | undefined;
 try {
   const keys = await seedDatasources(sql, DATASOURCES);
   await sql`create schema bench`;
@@ -84,34 +106,22 @@ try {
       `select public.ingest_write(b.datasource_id, b.key_id, '${COMBINED_PAYLOAD}'::jsonb) from bench.keys b where b.k = :k;\n`,
   );
 
-  const started = await startFunction(server.url, { parallel: PARALLEL });
+  const started = await startFunction(server.url, { parallel: PARALLEL, env: LIMITS_HIGH });
   fn = started.process;
+  const unlimited = LIMITS ? await startFunction(server.url, { parallel: PARALLEL, env: LIMITS_OFF }) : undefined;
+  fnOff = unlimited?.process;
+  if (unlimited) await wrk(unlimited.url, { keys, connections: 16, durationS: WARMUP_S });
   progress("bench", `warming up for ${WARMUP_S}s`);
   await wrk(started.url, { keys, connections: 16, durationS: WARMUP_S });
 
   const results: Record<string, Result> = {};
   for (const connections of CONNECTIONS) {
-    // Each phase starts from a vacuumed and checkpointed database, so that none
-    // pays for the autovacuum of the rows an earlier phase wrote; then runs
-    // unmeasured for PHASE_WARMUP_S, since the first write to each page after a
-    // checkpoint logs the whole page (a server checkpoints every 30 min, not
-    // before each 15 s).
-    await vacuum(sql);
-    progress("bench", `endpoint: wrk, ${connections} connections, ${PHASE_WARMUP_S}s unmeasured then ${DURATION_S}s`);
-    await wrk(started.url, { keys, connections, durationS: PHASE_WARMUP_S });
-    await settle();
-    const before = await readingsCount(sql);
-    const [fnBefore, pgBefore, allBefore] = [
-      cpuSeconds(fn.pid),
-      postgresCpuSeconds(server.dataDir),
-      machineCpuSeconds(),
-    ];
-    const endpoint: Figures = await wrk(started.url, { keys, connections, durationS: DURATION_S });
-    endpoint.cpu_function_s = round(cpuSeconds(fn.pid) - fnBefore);
-    endpoint.cpu_postgres_s = round(postgresCpuSeconds(server.dataDir) - pgBefore);
-    endpoint.cpu_other_s = round(machineCpuSeconds() - allBefore - endpoint.cpu_function_s - endpoint.cpu_postgres_s);
-    await settle();
-    const stored = (await readingsCount(sql) - before) / 3;
+    // Limits off, then on (high), then off again: the ratio compares "on" with the mean of the two "off"
+    // phases around it, so that a database growing during the run favours neither.
+    const offBefore = unlimited ? await endpointPhase(unlimited, keys, connections, "limits off") : undefined;
+    const { figures: endpoint, stored } = await endpointPhase(started, keys, connections, "limits on, high");
+    const offAfter = unlimited ? await endpointPhase(unlimited, keys, connections, "limits off") : undefined;
+    const noLimits = offBefore && offAfter ? meanFigures(offBefore.figures, offAfter.figures) : undefined;
 
     await vacuum(sql);
     progress(
@@ -124,7 +134,10 @@ try {
       endpoint,
       baseline,
       ratio: round(endpoint.requests_per_s / baseline.requests_per_s),
-      lost: Math.max(0, endpoint.ok - stored),
+      lost: Math.max(0, endpoint.ok - stored) + (offBefore?.lost ?? 0) + (offAfter?.lost ?? 0),
+      ...(noLimits
+        ? { no_limits: noLimits, limits_ratio: round(endpoint.requests_per_s / noLimits.requests_per_s) }
+        : {}),
     };
   }
 
@@ -141,6 +154,8 @@ try {
 } finally {
   fn?.kill("SIGTERM");
   await fn?.status;
+  fnOff?.kill("SIGTERM");
+  await fnOff?.status;
   await sql.end();
   await server.stop();
 }
@@ -157,7 +172,73 @@ function printReport(machine: string, results: Record<string, Result>): void {
       `| ${c} | ${e.requests_per_s} | ${e.p50_ms} | ${e.p99_ms} | ${e.non_2xx} | ${r.lost} | ${b.requests_per_s} | ${b.p50_ms} | ${b.p99_ms} | ${r.ratio} | ${e.cpu_function_s} / ${e.cpu_postgres_s} / ${e.cpu_other_s} |`,
     );
   }
+  if (Object.values(results).some((r) => r.no_limits)) {
+    console.log("\nLimits in the database (every limit on, set high enough never to refuse) vs every limit off:\n");
+    console.log(
+      "| connections | limits on req/s | off req/s | on / off | PostgreSQL µs/request on | off | function µs/request on | off |",
+    );
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const [c, r] of Object.entries(results)) {
+      if (!r.no_limits) continue;
+      const perRequest = (f: Figures, s?: number) => s === undefined ? "?" : round((s / f.ok) * 1e6);
+      console.log(
+        `| ${c} | ${r.endpoint.requests_per_s} | ${r.no_limits.requests_per_s} | ${r.limits_ratio} | ${
+          perRequest(r.endpoint, r.endpoint.cpu_postgres_s)
+        } | ${perRequest(r.no_limits, r.no_limits.cpu_postgres_s)} | ${
+          perRequest(r.endpoint, r.endpoint.cpu_function_s)
+        } | ${perRequest(r.no_limits, r.no_limits.cpu_function_s)} |`,
+      );
+    }
+  }
   console.log(`\nFigures saved to .bench/results.json`);
+}
+
+/**
+ * One measured endpoint phase on a vacuumed and checkpointed database (so that none pays for the autovacuum
+ * of the rows an earlier phase wrote), after PHASE_WARMUP_S unmeasured (the first write to each page after a
+ * checkpoint logs the whole page; a server checkpoints every 30 min, not before each 15 s).
+ */
+async function endpointPhase(
+  target: { url: string; process: Deno.ChildProcess },
+  keys: SeededKey[],
+  connections: number,
+  label: string,
+): Promise<{ figures: Figures; stored: number; lost: number }> {
+  await vacuum(sql);
+  progress(
+    "bench",
+    `endpoint (${label}): wrk, ${connections} connections, ${PHASE_WARMUP_S}s unmeasured then ${DURATION_S}s`,
+  );
+  await wrk(target.url, { keys, connections, durationS: PHASE_WARMUP_S });
+  await settle();
+  const before = await readingsCount(sql);
+  const [fnBefore, pgBefore, allBefore] = [
+    cpuSeconds(target.process.pid),
+    postgresCpuSeconds(server.dataDir),
+    machineCpuSeconds(),
+  ];
+  const figures: Figures = await wrk(target.url, { keys, connections, durationS: DURATION_S });
+  figures.cpu_function_s = round(cpuSeconds(target.process.pid) - fnBefore);
+  figures.cpu_postgres_s = round(postgresCpuSeconds(server.dataDir) - pgBefore);
+  figures.cpu_other_s = round(machineCpuSeconds() - allBefore - figures.cpu_function_s - figures.cpu_postgres_s);
+  await settle();
+  const stored = (await readingsCount(sql) - before) / 3;
+  return { figures, stored, lost: Math.max(0, figures.ok - stored) };
+}
+
+/** The mean of two phases' figures. */
+function meanFigures(a: Figures, b: Figures): Figures {
+  const mean = (x = 0, y = 0) => round((x + y) / 2);
+  return {
+    requests_per_s: mean(a.requests_per_s, b.requests_per_s),
+    p50_ms: mean(a.p50_ms, b.p50_ms),
+    p99_ms: mean(a.p99_ms, b.p99_ms),
+    non_2xx: a.non_2xx + b.non_2xx,
+    ok: Math.round((a.ok + b.ok) / 2),
+    cpu_function_s: mean(a.cpu_function_s, b.cpu_function_s),
+    cpu_postgres_s: mean(a.cpu_postgres_s, b.cpu_postgres_s),
+    cpu_other_s: mean(a.cpu_other_s, b.cpu_other_s),
+  };
 }
 
 /** Lets the requests still in flight when wrk stopped finish. */

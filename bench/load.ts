@@ -115,7 +115,7 @@ export async function seedDatasources(sql: postgres.Sql, count: number): Promise
  */
 export async function startFunction(
   databaseUrl: string,
-  options: { parallel?: boolean } = {},
+  options: { parallel?: boolean; env?: Record<string, string> } = {},
 ): Promise<{ url: string; process: Deno.ChildProcess }> {
   const port = freePort();
   const ingestEnv = Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => k.startsWith("INGEST_")));
@@ -125,7 +125,7 @@ export async function startFunction(
   const process = new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,
-    env: { ...ingestEnv, DATABASE_URL: databaseUrl, PORT: String(port) },
+    env: { ...ingestEnv, ...options.env, DATABASE_URL: databaseUrl, PORT: String(port) },
     stdout: "null",
     stderr: "inherit",
   }).spawn();

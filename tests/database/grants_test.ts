@@ -76,6 +76,15 @@ export const ALLOWED_GRANTS: readonly string[] = [
   "authenticated function public.twin_datasources() execute",
   // The dashboards' first read of the latest values (security invoker: RLS decides).
   "authenticated function public.datasource_latest_values(p_datasource_id uuid) execute",
+  // Limits: owners and editors read a workspace's (RLS), only owners write them; members read usage and
+  // throttles; workspace_usage_now summarises them (security invoker: RLS decides).
+  "authenticated table public.workspace_limits select",
+  "authenticated table public.workspace_limits insert",
+  "authenticated table public.workspace_limits update",
+  "authenticated table public.workspace_limits delete",
+  "authenticated table public.workspace_usage select",
+  "authenticated table public.ingest_throttles select",
+  "authenticated function public.workspace_usage_now(p_workspace_id uuid) execute",
   // What row level security policies and check constraints run as the calling user.
   "authenticated function private.has_workspace_role(p_workspace_id uuid, p_roles text[]) execute",
   "authenticated function private.has_datasource_role(p_datasource_id uuid, p_roles text[]) execute",

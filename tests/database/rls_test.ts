@@ -208,10 +208,42 @@ Deno.test("the service role creates workspaces, datasources and widgets (local a
   assert.deepEqual(widgets.map((w) => w.data_key), ["motor_stats", "production_output", "temperature"]);
 });
 
-Deno.test("owners and editors set a key's rate limit; viewers and outsiders cannot; nothing else of a key is writable", async () => {
+Deno.test("workspace limits: owners change them, editors see them, viewers see only usage; nobody writes usage", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
-  const expected = { owner: 1, editor: 1, viewer: 0, outsider: 0, anon: "42501" };
+  const set = (actor: Actor) =>
+    asRole(
+      db.sql,
+      actor,
+      (tx) =>
+        tx`insert into public.workspace_limits (workspace_id, readings_per_day) values (${s.workspaceId}, 500)
+        on conflict (workspace_id) do update set readings_per_day = excluded.readings_per_day`,
+    )
+      .then((r) => r.count, (e) => e.code);
+  const seen = (actor: Actor, table: string) =>
+    asRole(db.sql, actor, (tx) => tx`select count(*)::int as n from ${tx(table)}`).then((r) => r[0]!.n, (e) => e.code);
+  const all = actors(s) as Record<"owner" | "editor" | "viewer" | "outsider" | "anon", Actor>;
+  assert.equal(await set(all.editor), "42501", "an editor setting limits");
+  assert.equal(await set(all.viewer), "42501", "a viewer setting limits");
+  assert.equal(await set(all.owner), 1, "the owner setting limits");
+  assert.deepEqual(
+    await Promise.all(Object.values(all).map((actor) => seen(actor, "public.workspace_limits"))),
+    [1, 1, 0, 0, "42501"],
+  );
+  assert.deepEqual(
+    await Promise.all(Object.values(all).map((actor) => seen(actor, "public.workspace_usage"))),
+    [1, 1, 1, 0, "42501"],
+  );
+  assert.equal(
+    await sqlState(asRole(db.sql, all.owner, (tx) => tx`update public.workspace_usage set day_readings = 0`)),
+    "42501",
+  );
+});
+
+Deno.test("owners set a key's rate limit; editors, viewers and outsiders cannot; nothing else of a key is writable", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const expected = { owner: 1, editor: 0, viewer: 0, outsider: 0, anon: "42501" };
   for (const [who, actor] of Object.entries(actors(s))) {
     const updated = await asRole(
       db.sql,

@@ -32,8 +32,10 @@ Deno.test("supabase db push applies every migration in order, as README's deploy
   assert.ok(positions.every((p, i) => p >= 0 && (i === 0 || p > positions[i - 1]!)), output);
   const applied = await db.sql`select version from supabase_migrations.schema_migrations order by version`;
   assert.deepEqual(applied.map((r) => r.version), listMigrations().map((m) => m.version));
-  const [row] = await db.sql`select count(*)::int as n from pg_proc where proname = 'ingest_write_batch'`;
-  assert.equal(row?.n, 1);
+  // Two forms: with the limits the function passes (p_limits), and without (trusted callers, tests).
+  const forms = await db.sql`select pg_get_function_identity_arguments(oid) as args from pg_proc
+    where proname = 'ingest_write_batch' order by 1`;
+  assert.deepEqual(forms.map((r) => r.args), ["p_requests jsonb", "p_requests jsonb, p_limits jsonb"]);
 });
 
 Deno.test("supabase migration up applies every migration; db advisors report nothing", async () => {
@@ -50,13 +52,16 @@ Deno.test("supabase migration up applies every migration; db advisors report not
 
   // At info level, only "unused index" on this empty database (the indexes on
   // foreign keys that the unindexed_foreign_keys advisor asks for), and "RLS
-  // enabled, no policy" on private.idempotency_keys alone: no role but the
-  // write functions' owner may touch it, on purpose.
+  // enabled, no policy" on private.idempotency_keys and private.key_buckets
+  // alone: no role but the write functions' owner may touch them, on purpose.
   const info = await supabase("db", "advisors", `--remote=${db.url}`, "--level", "info", "--output-format", "json");
   const { results } = JSON.parse(info.stdout) as {
     results: { name: string; metadata?: { schema?: string; name?: string } }[];
   };
   assert.deepEqual([...new Set(results.map((f) => f.name))].sort(), ["rls_enabled_no_policy", "unused_index"]);
   const noPolicy = results.filter((f) => f.name === "rls_enabled_no_policy");
-  assert.deepEqual(noPolicy.map((f) => `${f.metadata?.schema}.${f.metadata?.name}`), ["private.idempotency_keys"]);
+  assert.deepEqual(noPolicy.map((f) => `${f.metadata?.schema}.${f.metadata?.name}`), [
+    "private.idempotency_keys",
+    "private.key_buckets",
+  ]);
 });

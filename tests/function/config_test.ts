@@ -2,6 +2,19 @@
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../../supabase/functions/ingest-data/config.ts";
 
+/** The limits' defaults every write passes to the database: per key as the in-memory buckets, no workspace limit. */
+const DEFAULT_LIMITS = {
+  requests_per_second: 100,
+  requests_burst: 200,
+  readings_per_second: 1000,
+  readings_burst: 20000,
+  max_readings: 10000,
+  workspace_readings_per_second: 0,
+  workspace_readings_burst: 0,
+  workspace_readings_per_day: 0,
+  workspace_readings_per_month: 0,
+};
+
 Deno.test("defaults: postgres store from SUPABASE_DB_URL (preferred) or DATABASE_URL, 1 MiB body, 30 s key cache", () => {
   const config = loadConfig({ SUPABASE_DB_URL: "postgres://a", DATABASE_URL: "postgres://b" });
   assert.deepEqual(config.store, {
@@ -11,6 +24,7 @@ Deno.test("defaults: postgres store from SUPABASE_DB_URL (preferred) or DATABASE
     statementTimeoutMs: 5000,
     writeConcurrency: 2,
     maxBatchBytes: 1_100_000,
+    limits: DEFAULT_LIMITS,
   });
   assert.equal(config.maxBodyBytes, 1048576);
   assert.equal(config.keyCacheTtlMs, 30000);
@@ -35,7 +49,12 @@ Deno.test("INGEST_STORE=supabase takes SUPABASE_URL and the service role or secr
     SUPABASE_URL: "https://x.supabase.co",
     SUPABASE_SECRET_KEY: "k",
   });
-  assert.deepEqual(config.store, { kind: "supabase", supabaseUrl: "https://x.supabase.co", serviceRoleKey: "k" });
+  assert.deepEqual(config.store, {
+    kind: "supabase",
+    supabaseUrl: "https://x.supabase.co",
+    serviceRoleKey: "k",
+    limits: DEFAULT_LIMITS,
+  });
 });
 
 Deno.test("a missing or malformed setting is a ConfigError naming it", () => {
@@ -74,5 +93,28 @@ Deno.test("payload limits and the rate limit have defaults and can be set", () =
   assert.throws(
     () => loadConfig({ DATABASE_URL: "x", INGEST_MAX_DEPTH: "deep" }),
     /INGEST_MAX_DEPTH must be a positive integer/,
+  );
+});
+
+Deno.test("workspace limits' defaults come from INGEST_WORKSPACE_* and go to the database with the key's", () => {
+  const config = loadConfig({
+    DATABASE_URL: "x",
+    INGEST_RATE_LIMIT_PER_SECOND: "7",
+    INGEST_WORKSPACE_READINGS_PER_SECOND: "50",
+    INGEST_WORKSPACE_READINGS_BURST: "60",
+    INGEST_WORKSPACE_READINGS_PER_DAY: "1000",
+    INGEST_WORKSPACE_READINGS_PER_MONTH: "20000",
+  });
+  assert.deepEqual(config.store.limits, {
+    ...DEFAULT_LIMITS,
+    requests_per_second: 7,
+    workspace_readings_per_second: 50,
+    workspace_readings_burst: 60,
+    workspace_readings_per_day: 1000,
+    workspace_readings_per_month: 20000,
+  });
+  assert.throws(
+    () => loadConfig({ DATABASE_URL: "x", INGEST_WORKSPACE_READINGS_PER_DAY: "-1" }),
+    /INGEST_WORKSPACE_READINGS_PER_DAY must be a non-negative integer/,
   );
 });

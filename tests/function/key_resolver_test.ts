@@ -17,6 +17,7 @@ function countingStore(url: string): Store & { lookups: number } {
       return store.resolveKey(hash);
     },
     write: store.write,
+    usage: store.usage,
     close: store.close,
   };
   return counted;

@@ -76,6 +76,7 @@ Deno.test("supabase store: resolves and writes through rpc() with the service ro
   assert.deepEqual(Object.keys(postgrest.recorded[1]!.body).sort(), [
     "p_datasource_id",
     "p_key_id",
+    "p_limits",
     "p_observed_at",
     "p_values",
   ]);

@@ -85,7 +85,16 @@ export const ERROR_CODES = {
     422,
     "this `Idempotency-Key` was used with another body",
   ],
-  rate_limited: [429, "the key's token bucket is empty"],
+  rate_limited: [
+    429,
+    "over a rate: the key's requests or readings per second, or its workspace's readings per second " +
+    "(the message names it; `X-RateLimit-*` describe it); nothing was stored",
+  ],
+  quota_exceeded: [
+    429,
+    "the workspace's readings per UTC day or month are used up; `Retry-After` is when the quota resets; " +
+    "nothing was stored",
+  ],
   internal_error: [500, "unexpected; nothing was stored"],
   service_unavailable: [
     503,
@@ -208,6 +217,33 @@ export const ingestResultSchema = z.object({
 }).meta({ id: "IngestResult" });
 
 /** The body of a 200 to GET: the datasource's Example Schema. */
+/** A bucket as GET /usage shows it; null when that limit is off. */
+const bucketSchema = z.object({
+  limit: z.number().meta({ description: "The bucket's size (burst)" }),
+  per_second: z.number(),
+  remaining: z.number().meta({ description: "Whole requests or readings it holds now" }),
+  reset_s: z.number().meta({ description: "Seconds until it is full again" }),
+}).nullable();
+
+/** A quota as GET /usage shows it. */
+const quotaSchema = z.object({
+  limit: z.number().nullable().meta({ description: "Readings allowed in the UTC day or month; null: no quota" }),
+  used: z.number(),
+  remaining: z.number().optional(),
+  reset_s: z.number().optional(),
+  resets_at: z.string().optional(),
+});
+
+/** GET /usage: what the key and its workspace may still send, as the database counts it across every instance. */
+export const usageSchema = z.object({
+  datasource_id: z.string(),
+  key: z.object({ requests: bucketSchema, readings: bucketSchema }),
+  workspace: z.object({ readings: bucketSchema, day: quotaSchema, month: quotaSchema }),
+  throttled_last_hour: z.number().meta({
+    description: "Requests of this datasource refused by a limit in this hour and the last",
+  }),
+}).meta({ id: "Usage" });
+
 export const exampleSchemaSchema = z.object({
   datasource: z.object({
     id: z.uuid(),

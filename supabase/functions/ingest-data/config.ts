@@ -6,7 +6,7 @@
  */
 
 /** Where the function stores values. */
-export type StoreConfig =
+export type StoreTarget =
   | {
     kind: "postgres";
     databaseUrl: string;
@@ -17,6 +17,30 @@ export type StoreConfig =
     maxBatchBytes: number;
   }
   | { kind: "supabase"; supabaseUrl: string; serviceRoleKey: string };
+
+/** Where the function stores values, and the limits its writes pass to the database as defaults. */
+export type StoreConfig = StoreTarget & { limits: LimitDefaults };
+
+/**
+ * The defaults of the limits the database enforces across every instance (`p_limits` of the write
+ * functions): a key's or workspace's own settings in the database win; 0 is no limit.
+ */
+export interface LimitDefaults {
+  requests_per_second: number;
+  requests_burst: number;
+  readings_per_second: number;
+  readings_burst: number;
+  /** A request's most readings: a readings bucket never holds fewer. */
+  max_readings: number;
+  /** `INGEST_WORKSPACE_READINGS_PER_SECOND`, default 0 (none). */
+  workspace_readings_per_second: number;
+  /** `INGEST_WORKSPACE_READINGS_BURST`, default 0 (the rate, at least one full request). */
+  workspace_readings_burst: number;
+  /** `INGEST_WORKSPACE_READINGS_PER_DAY` (UTC day), default 0 (none). */
+  workspace_readings_per_day: number;
+  /** `INGEST_WORKSPACE_READINGS_PER_MONTH` (UTC month), default 0 (none). */
+  workspace_readings_per_month: number;
+}
 
 /**
  * Default most characters of JSON in one group commit: about one full request
@@ -83,8 +107,28 @@ export class ConfigError extends Error {
 /** Reads the configuration from environment variables; throws a ConfigError naming the bad one. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const maxReadings = positiveInteger(env, "INGEST_MAX_READINGS", 10_000);
+  const rateLimit = {
+    perSecond: positiveInteger(env, "INGEST_RATE_LIMIT_PER_SECOND", 100, { allowZero: true }),
+    burst: positiveInteger(env, "INGEST_RATE_LIMIT_BURST", 200),
+  };
+  const readingsRateLimit = {
+    perSecond: positiveInteger(env, "INGEST_RATE_LIMIT_READINGS_PER_SECOND", 1_000, { allowZero: true }),
+    // A full batch always fits in the bucket: it is refused for a while, never for good.
+    burst: Math.max(positiveInteger(env, "INGEST_RATE_LIMIT_READINGS_BURST", 20_000), maxReadings),
+  };
+  const limits: LimitDefaults = {
+    requests_per_second: rateLimit.perSecond,
+    requests_burst: rateLimit.burst,
+    readings_per_second: readingsRateLimit.perSecond,
+    readings_burst: readingsRateLimit.burst,
+    max_readings: maxReadings,
+    workspace_readings_per_second: positiveInteger(env, "INGEST_WORKSPACE_READINGS_PER_SECOND", 0, { allowZero: true }),
+    workspace_readings_burst: positiveInteger(env, "INGEST_WORKSPACE_READINGS_BURST", 0, { allowZero: true }),
+    workspace_readings_per_day: positiveInteger(env, "INGEST_WORKSPACE_READINGS_PER_DAY", 0, { allowZero: true }),
+    workspace_readings_per_month: positiveInteger(env, "INGEST_WORKSPACE_READINGS_PER_MONTH", 0, { allowZero: true }),
+  };
   return {
-    store: loadStoreConfig(env),
+    store: { ...loadStoreConfig(env), limits },
     maxBodyBytes: positiveInteger(env, "INGEST_MAX_BODY_BYTES", 1024 * 1024),
     keyCacheTtlMs: positiveInteger(env, "INGEST_KEY_CACHE_TTL_MS", 30_000, { allowZero: true }),
     negativeCacheTtlMs: positiveInteger(env, "INGEST_NEGATIVE_CACHE_TTL_MS", 5_000, { allowZero: true }),
@@ -99,20 +143,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxStringLength: positiveInteger(env, "INGEST_MAX_STRING_LENGTH", 4_096),
       maxDepth: positiveInteger(env, "INGEST_MAX_DEPTH", 16),
     },
-    rateLimit: {
-      perSecond: positiveInteger(env, "INGEST_RATE_LIMIT_PER_SECOND", 100, { allowZero: true }),
-      burst: positiveInteger(env, "INGEST_RATE_LIMIT_BURST", 200),
-    },
+    rateLimit,
     maxReadings,
-    readingsRateLimit: {
-      perSecond: positiveInteger(env, "INGEST_RATE_LIMIT_READINGS_PER_SECOND", 1_000, { allowZero: true }),
-      // A full batch always fits in the bucket: it is refused for a while, never for good.
-      burst: Math.max(positiveInteger(env, "INGEST_RATE_LIMIT_READINGS_BURST", 20_000), maxReadings),
-    },
+    readingsRateLimit,
   };
 }
 
-function loadStoreConfig(env: Record<string, string | undefined>): StoreConfig {
+function loadStoreConfig(env: Record<string, string | undefined>): StoreTarget {
   const kind = env.INGEST_STORE?.trim() || "postgres";
   if (kind === "supabase") {
     const supabaseUrl = env.SUPABASE_URL?.trim();

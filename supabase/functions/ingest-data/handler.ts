@@ -14,7 +14,7 @@ import { defaultLogSink } from "./log_sink.ts";
 import { buildPayloadValidator, type PayloadValidator } from "./payload_schema.ts";
 import { createRateLimiter, type RateDecision } from "./rate_limiter.ts";
 import { readReadings } from "./readings.ts";
-import { type ResolvedKey, type Store, StoreError } from "./store.ts";
+import { type LimitRefusal, type ResolvedKey, type Store, StoreError } from "./store.ts";
 import { formatTime, parseTime, TimeError } from "./time.ts";
 
 /** One structured log line; never holds a key or payload values. */
@@ -245,6 +245,13 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     return buildExampleSchema(key, validatorFor(key));
   }
 
+  /** The key's and its workspace's limits and what is left of them now, as the database counts them. */
+  async function usage(key: ResolvedKey): Promise<unknown> {
+    const answer = await store.usage(key.key_id);
+    if (!answer || typeof answer !== "object") throw invalidApiKey(); // the key was deleted meanwhile
+    return answer;
+  }
+
   /** Takes a token from the key's bucket; 429 with Retry-After when it is empty. */
   function limitRate(key: ResolvedKey): RateDecision | undefined {
     const perSecond = key.rate_limit?.per_second ?? config.rateLimit.perSecond;
@@ -275,6 +282,17 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         response = new Response(null, { status: 204, headers: { ...preflight, "X-Request-Id": requestId } });
       } else if (route === "openapi") {
         response = await openApiResponse(request.method, { ...cors, "X-Request-Id": requestId });
+      } else if (route === "usage") {
+        if (request.method !== "GET") {
+          throw new HttpError(405, "method_not_allowed", `Method ${request.method} not allowed: use GET`, {
+            headers: { Allow: "GET" },
+          });
+        }
+        keyHash = hashApiKey(readApiKey(request.headers));
+        key = await authenticate(keyHash);
+        response = Response.json({ datasource_id: key.datasource_id, ...await usage(key) as object }, {
+          headers: { ...cors, "X-Request-Id": requestId },
+        });
       } else if (request.method !== "GET" && request.method !== "POST") {
         throw new HttpError(405, "method_not_allowed", `Method ${request.method} not allowed: use POST (or GET)`, {
           headers: { Allow: ALLOW },
@@ -324,13 +342,13 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
  * document (`…/ingest-data/openapi.json`), or nothing (undefined: a 404). On Supabase the path starts at the
  * function's name, locally at `/functions/v1/`; both are accepted, nothing else.
  */
-function routeOf(url: string): "endpoint" | "openapi" | undefined {
+function routeOf(url: string): "endpoint" | "openapi" | "usage" | undefined {
   const match = ROUTE.exec(url);
   if (!match) return undefined;
-  return match[1] === "/openapi.json" ? "openapi" : "endpoint";
+  return match[1] === "/openapi.json" ? "openapi" : match[1]?.startsWith("/usage") ? "usage" : "endpoint";
 }
 /** scheme://host, then the function's path, then an optional query: read without URL parsing per request. */
-const ROUTE = /^[a-z]+:\/\/[^/?#]*(?:\/functions\/v1)?\/ingest-data(\/openapi\.json|\/)?(?:[?#]|$)/;
+const ROUTE = /^[a-z]+:\/\/[^/?#]*(?:\/functions\/v1)?\/ingest-data(\/openapi\.json|\/usage\/?|\/)?(?:[?#]|$)/;
 let openApiText: Promise<string> | undefined;
 
 /** The OpenAPI document, built on first use: its generator stays out of the cold start. */
@@ -454,6 +472,8 @@ function toHttpError(error: unknown): HttpError {
           "idempotency_key_reused",
           "Cannot reuse Idempotency-Key: it was used for a request with another body; use a new key for a new request",
         );
+      case "limited":
+        return limitHttpError(error.limit!);
       case "unavailable":
         return new HttpError(
           503,
@@ -466,6 +486,42 @@ function toHttpError(error: unknown): HttpError {
     }
   }
   return new HttpError(500, "internal_error", "Internal error: the request was not stored. Retry later.");
+}
+
+/** What each limit is called in a 429's message. */
+const LIMIT_NAMES: Record<LimitRefusal["limit"], string> = {
+  key_requests: "this key's requests per second",
+  key_readings: "this key's readings per second",
+  workspace_readings: "the workspace's readings per second",
+  workspace_day: "the workspace's readings per day (UTC)",
+  workspace_month: "the workspace's readings per month (UTC)",
+};
+
+/** The 429 of a request the database's limits refused: which limit, what is left, when it resets. */
+function limitHttpError(limit: LimitRefusal): HttpError {
+  const name = LIMIT_NAMES[limit.limit] ?? limit.limit;
+  const headers = {
+    "Retry-After": String(limit.retry_after_s),
+    "X-RateLimit-Limit": String(limit.limit_value),
+    "X-RateLimit-Remaining": String(limit.remaining),
+    "X-RateLimit-Reset": String(limit.reset_s),
+  };
+  if (limit.code === "quota_exceeded") {
+    return new HttpError(
+      429,
+      "quota_exceeded",
+      `Quota exceeded: ${name} (${limit.limit_value} readings) is used up; it resets in ${limit.reset_s} s. ` +
+        "Nothing was stored.",
+      { headers },
+    );
+  }
+  return new HttpError(
+    429,
+    "rate_limited",
+    `Too many requests: over ${name} (${limit.per_second} a second, bursts of ${limit.limit_value}); ` +
+      `retry in ${limit.retry_after_s} s. Nothing was stored.`,
+    { headers },
+  );
 }
 
 /** A log-safe description of an unexpected error: its class and code, never its message or stack. */

@@ -16,6 +16,7 @@ import {
   payloadSchema,
   readingsResultSchema,
   readingsSchema,
+  usageSchema,
 } from "./api_schema.ts";
 
 /** A batch of readings, as a gateway flushes its buffer. */
@@ -51,9 +52,9 @@ const header = (description: string, type: "string" | "integer" = "string") => (
 });
 const REQUEST_ID = header("Identifies the request; also `request_id` in error bodies and in the log line");
 const RATE_HEADERS = {
-  "X-RateLimit-Limit": header("The key's bucket size (burst)", "integer"),
-  "X-RateLimit-Remaining": header("Requests left in the bucket", "integer"),
-  "X-RateLimit-Reset": header("Seconds until the bucket is full again", "integer"),
+  "X-RateLimit-Limit": header("The bucket's size (burst), or on a 429 `quota_exceeded` the quota", "integer"),
+  "X-RateLimit-Remaining": header("Requests (or readings) left in the bucket or quota", "integer"),
+  "X-RateLimit-Reset": header("Seconds until the bucket is full again, or the quota resets", "integer"),
 };
 /** Headers some error statuses add. */
 const ERROR_HEADERS: Record<number, Record<string, ReturnType<typeof header>>> = {
@@ -207,6 +208,23 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
               content: { "application/json": { schema: exampleSchemaSchema } },
             },
             ...errorResponses([401, 403, 429, 500, 503]),
+          },
+        },
+      },
+      "/functions/v1/ingest-data/usage": {
+        get: {
+          operationId: "getUsage",
+          summary: "Limits and usage",
+          description: "The key's limits (requests and readings per second) and its workspace's (readings per " +
+            "second, per UTC day and month), each with what is left now, as the database counts them across " +
+            "every function instance. A limit that is off is null.",
+          responses: {
+            "200": {
+              description: "The limits and what is left of them.",
+              headers: { "X-Request-Id": REQUEST_ID },
+              content: { "application/json": { schema: usageSchema } },
+            },
+            ...errorResponses([401, 405, 500, 503]),
           },
         },
       },

@@ -30,7 +30,7 @@ import {
   type WriteRequest,
   type WriteResult,
 } from "./store.ts";
-import { DEFAULT_MAX_BATCH_BYTES } from "./config.ts";
+import { DEFAULT_MAX_BATCH_BYTES, type LimitDefaults } from "./config.ts";
 import { sqlLiteral } from "./sql_literal.ts";
 
 /** Options of {@linkcode createPostgresStore}. */
@@ -47,6 +47,8 @@ export interface PostgresStoreOptions {
   maxBatchBytes?: number;
   /** Most write calls in flight at once (default: the pool size); the rest queue and coalesce. */
   writeConcurrency?: number;
+  /** The limits' defaults every write passes to the database (`p_limits`); none when absent. */
+  limits?: LimitDefaults;
 }
 
 interface Lane {
@@ -82,7 +84,7 @@ interface BatchResult {
   results?: (
     | { observed_at: string; superseded: string[] }
     | { replay: { observed_at: string; superseded: string[]; received_at: string } }
-    | { code: string }
+    | { code: string; limit?: unknown }
   )[];
 }
 
@@ -120,6 +122,8 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     connection: { application_name: "ingest-data", statement_timeout: options.statementTimeoutMs, TimeZone: "UTC" },
   });
 
+  // The limits' defaults, as the literal every write call ends with.
+  const limitsArg = `${sqlLiteral(JSON.stringify(options.limits ?? {}))}::jsonb`;
   const limits: BatchLimits = {
     maxBatch: options.maxBatch ?? 64,
     maxBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
@@ -239,12 +243,16 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   }
 
   async function writeMany(batch: PendingWrite[]): Promise<BatchResult | undefined> {
-    const [row] = await query(`select public.ingest_write_batch(${sqlLiteral(callJson(batch))}::jsonb) as r`);
+    const [row] = await query(
+      `select public.ingest_write_batch(${sqlLiteral(callJson(batch))}::jsonb, ${limitsArg}) as r`,
+    );
     return row?.r as BatchResult | undefined;
   }
 
   async function writeReadings(batch: PendingWrite[]): Promise<ReadingsItem[]> {
-    const [row] = await query(`select public.ingest_write_readings(${sqlLiteral(callJson(batch))}::jsonb) as r`);
+    const [row] = await query(
+      `select public.ingest_write_readings(${sqlLiteral(callJson(batch))}::jsonb, ${limitsArg}) as r`,
+    );
     const results = (row?.r as { results?: unknown } | undefined)?.results;
     return Array.isArray(results) ? results as ReadingsItem[] : [];
   }
@@ -254,9 +262,10 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     const [row] = await query(
       `select public.ingest_write(${sqlLiteral(request.datasourceId)}::uuid, ${sqlLiteral(request.keyId)}::uuid, ${
         sqlLiteral(JSON.stringify(request.values))
-      }::jsonb, ${observedAt}) as r`,
+      }::jsonb, ${observedAt}, ${limitsArg}) as r`,
     );
-    const result = row?.r as WriteResult | undefined;
+    const result = row?.r as WriteResult | { code: string; limit: unknown } | undefined;
+    if (result && "code" in result) throw refusal(result.code, result.limit);
     if (typeof result?.observed_at !== "string" || typeof result.received_at !== "string") throw unreadableAnswer();
     return result;
   }
@@ -266,6 +275,14 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
       try {
         const [row] = await query(`select public.ingest_resolve_key(${sqlLiteral(keyHash)}) as r`);
         return (row?.r ?? null) as ResolvedKey | null;
+      } catch (error) {
+        throw toStoreError(error);
+      }
+    },
+    async usage(keyId) {
+      try {
+        const [row] = await query(`select public.ingest_usage(${sqlLiteral(keyId)}::uuid, ${limitsArg}) as r`);
+        return row?.r ?? null;
       } catch (error) {
         throw toStoreError(error);
       }
@@ -395,7 +412,7 @@ function batchOutcome(request: WriteRequest, answer: BatchResult | undefined, i:
     if (typeof observed_at !== "string" || typeof received_at !== "string") return unreadableAnswer();
     return { stored: storedKeys(request.values), superseded, observed_at, received_at, replayed: true };
   }
-  if (item && "code" in item) return refusal(item.code);
+  if (item && "code" in item) return refusal(item.code, (item as { limit?: unknown }).limit);
   if (typeof item?.observed_at !== "string") return unreadableAnswer();
   return {
     stored: storedKeys(request.values),

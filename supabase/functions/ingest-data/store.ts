@@ -1,7 +1,7 @@
 /**
  * The store interface the handler talks to, implemented by the postgres and
- * supabase adapters; both call the SQL functions `ingest_resolve_key` and
- * `ingest_write`.
+ * supabase adapters; both call the SQL functions `ingest_resolve_key`, the
+ * write functions (with the limits' defaults) and `ingest_usage`.
  *
  * @module
  */
@@ -75,6 +75,23 @@ export type ReadingsItem =
   | { replay: { readings: number; latest: string[]; observed_at: string; superseded: string[]; received_at: string } }
   | { code: string };
 
+/**
+ * The limit that refused a request, as the database's `ingest_take_limits` describes it (PT429):
+ * which one, its size, what is left, and when to retry.
+ */
+export interface LimitRefusal {
+  code: "rate_limited" | "quota_exceeded";
+  limit: "key_requests" | "key_readings" | "workspace_readings" | "workspace_day" | "workspace_month";
+  /** The bucket's burst, or the quota. */
+  limit_value: number;
+  /** A bucket's rate. */
+  per_second?: number;
+  remaining: number;
+  /** Seconds until the bucket is full again, or the quota resets. */
+  reset_s: number;
+  retry_after_s: number;
+}
+
 /** The messages the SQL functions raise with each code, for the requests a batch refuses. */
 export const REFUSALS: Record<string, string> = {
   PT400:
@@ -95,15 +112,23 @@ export function unreadableAnswer(): StoreError {
 }
 
 /** The StoreError of a request a write function refused with `code` (unreadable when not a PTxxx code it raises). */
-export function refusal(code: unknown): StoreError {
+export function refusal(code: unknown, limit?: unknown): StoreError {
+  if (code === "PT429") return limitError(limit);
   const kind = typeof code === "string" ? failureOfSqlState(code) : null;
   if (!kind || !(code as string).startsWith("PT")) return unreadableAnswer();
   return new StoreError(kind, REFUSALS[code as string] ?? `database error ${code}`);
 }
 
+/** The StoreError of a request a limit refused (PT429 with the limit's description). */
+export function limitError(limit: unknown): StoreError {
+  const refusal = limit as LimitRefusal | undefined;
+  if (typeof refusal?.limit !== "string" || typeof refusal.retry_after_s !== "number") return unreadableAnswer();
+  return new StoreError("limited", `limit ${refusal.limit} refused the request`, refusal);
+}
+
 /** The WriteResult of one `ingest_write_readings` result, or the StoreError refusing it. */
 export function readingsOutcome(request: WriteRequest, item: ReadingsItem | undefined): WriteResult | StoreError {
-  if (item && "code" in item) return refusal(item.code);
+  if (item && "code" in item) return refusal(item.code, (item as { limit?: unknown }).limit);
   const replayed = item !== undefined && "replay" in item;
   const stored = item && "replay" in item ? item.replay : item;
   if (typeof stored?.observed_at !== "string" || typeof stored.received_at !== "string") return unreadableAnswer();
@@ -137,8 +162,10 @@ export function readingsPayload(request: WriteRequest): unknown {
 export interface Store {
   /** The key with this SHA-256 (hex), or null when there is none. */
   resolveKey(keyHash: string): Promise<ResolvedKey | null>;
-  /** Stores one request's values in one transaction. */
+  /** Stores one request's values in one transaction, within the limits the database enforces. */
   write(request: WriteRequest): Promise<WriteResult>;
+  /** What the key and its workspace may still send now (`ingest_usage`). */
+  usage(keyId: string): Promise<unknown>;
   /** Closes connections. */
   close(): Promise<void>;
 }
@@ -150,16 +177,20 @@ export type StoreFailure =
   | "invalid"
   | "in_flight"
   | "reused"
+  | "limited"
   | "unavailable"
   | "failed";
 
 /** A store failure with its kind; `message` is safe to show (no SQL, no key material). */
 export class StoreError extends Error {
   readonly kind: StoreFailure;
-  constructor(kind: StoreFailure, message: string) {
+  /** The limit that refused the request (kind `limited`). */
+  readonly limit?: LimitRefusal;
+  constructor(kind: StoreFailure, message: string, limit?: LimitRefusal) {
     super(message);
     this.name = "StoreError";
     this.kind = kind;
+    if (limit) this.limit = limit;
   }
 }
 

@@ -10,15 +10,21 @@ import {
   type ReadingsItem,
   readingsOutcome,
   readingsPayload,
+  refusal,
   type ResolvedKey,
   type Store,
   StoreError,
   unreadableAnswer,
   type WriteResult,
 } from "./store.ts";
+import type { LimitDefaults } from "./config.ts";
 
 /** A store that calls `ingest_resolve_key` and `ingest_write` through PostgREST. */
-export function createSupabaseStore(url: string, options: { serviceRoleKey: string; fetch?: typeof fetch }): Store {
+export function createSupabaseStore(
+  url: string,
+  options: { serviceRoleKey: string; limits?: LimitDefaults; fetch?: typeof fetch },
+): Store {
+  const limits = options.limits ?? {};
   const client = createClient(url, options.serviceRoleKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     global: options.fetch ? { fetch: options.fetch } : {},
@@ -52,20 +58,28 @@ export function createSupabaseStore(url: string, options: { serviceRoleKey: stri
       if (request.readings || request.idempotency) {
         const answer = await call<{ results?: ReadingsItem[] } | null>("ingest_write_readings", {
           p_requests: [readingsPayload(request)],
+          p_limits: limits,
         });
         // After the commit nothing may fail: an answer of another shape is an unreadable one (503), never a 500.
         const outcome = readingsOutcome(request, Array.isArray(answer?.results) ? answer.results[0] : undefined);
         if (outcome instanceof StoreError) throw outcome;
         return outcome;
       }
-      const result = await call<WriteResult | null>("ingest_write", {
+      const result = await call<
+        (WriteResult & { code?: undefined; limit?: undefined }) | { code: string; limit: unknown } | null
+      >("ingest_write", {
         p_datasource_id: request.datasourceId,
         p_key_id: request.keyId,
         p_values: request.values,
         p_observed_at: request.observedAt ?? null,
+        p_limits: limits,
       });
+      if (result && "code" in result) throw refusal((result as { code: unknown }).code, result.limit);
       if (typeof result?.observed_at !== "string" || typeof result.received_at !== "string") throw unreadableAnswer();
       return result;
+    },
+    usage(keyId) {
+      return call<unknown>("ingest_usage", { p_key_id: keyId, p_limits: limits });
     },
     async close() {},
   };
