@@ -64,6 +64,13 @@ const LIMITS_HIGH = {
   INGEST_WORKSPACE_READINGS_PER_DAY: "1000000000000",
   INGEST_WORKSPACE_READINGS_PER_MONTH: "1000000000000",
 };
+/** The key limits alone, high (the default deployment has key limits and no workspace limit). */
+const LIMITS_KEYS = {
+  ...LIMITS_HIGH,
+  INGEST_WORKSPACE_READINGS_PER_SECOND: "0",
+  INGEST_WORKSPACE_READINGS_PER_DAY: "0",
+  INGEST_WORKSPACE_READINGS_PER_MONTH: "0",
+};
 /** Every limit off: the write functions skip the check. */
 const LIMITS_OFF = { INGEST_RATE_LIMIT_PER_SECOND: "0", INGEST_RATE_LIMIT_READINGS_PER_SECOND: "0" };
 const CONNECTIONS = CONNECTION_LIST.split(",").map(Number);
@@ -83,6 +90,9 @@ interface Result {
   /** The endpoint with every limit off, and limits on / off (req/s). */
   no_limits?: Figures;
   limits_ratio?: number;
+  /** The endpoint with the key limits alone, and its ratio to limits off. */
+  key_limits?: Figures;
+  key_limits_ratio?: number;
 }
 
 await requireTool("wrk", "wrk");
@@ -91,6 +101,7 @@ await Deno.mkdir(OUT_DIR, { recursive: true });
 const { server, sql } = await startDurablePostgres();
 let fn: Deno.ChildProcess | undefined;
 let fnOff: Deno.ChildProcess | undefined;
+let fnKeys: Deno.ChildProcess | undefined;
 try {
   const keys = await seedDatasources(sql, DATASOURCES);
   await sql`create schema bench`;
@@ -111,6 +122,9 @@ try {
   const unlimited = LIMITS ? await startFunction(server.url, { parallel: PARALLEL, env: LIMITS_OFF }) : undefined;
   fnOff = unlimited?.process;
   if (unlimited) await wrk(unlimited.url, { keys, connections: 16, durationS: WARMUP_S });
+  const keyLimited = LIMITS ? await startFunction(server.url, { parallel: PARALLEL, env: LIMITS_KEYS }) : undefined;
+  fnKeys = keyLimited?.process;
+  if (keyLimited) await wrk(keyLimited.url, { keys, connections: 16, durationS: WARMUP_S });
   progress("bench", `warming up for ${WARMUP_S}s`);
   await wrk(started.url, { keys, connections: 16, durationS: WARMUP_S });
 
@@ -119,6 +133,7 @@ try {
     // Limits off, then on (high), then off again: the ratio compares "on" with the mean of the two "off"
     // phases around it, so that a database growing during the run favours neither.
     const offBefore = unlimited ? await endpointPhase(unlimited, keys, connections, "limits off") : undefined;
+    const keysOnly = keyLimited ? await endpointPhase(keyLimited, keys, connections, "key limits, high") : undefined;
     const { figures: endpoint, stored } = await endpointPhase(started, keys, connections, "limits on, high");
     const offAfter = unlimited ? await endpointPhase(unlimited, keys, connections, "limits off") : undefined;
     const noLimits = offBefore && offAfter ? meanFigures(offBefore.figures, offAfter.figures) : undefined;
@@ -134,7 +149,14 @@ try {
       endpoint,
       baseline,
       ratio: round(endpoint.requests_per_s / baseline.requests_per_s),
-      lost: Math.max(0, endpoint.ok - stored) + (offBefore?.lost ?? 0) + (offAfter?.lost ?? 0),
+      lost: Math.max(0, endpoint.ok - stored) + (offBefore?.lost ?? 0) + (offAfter?.lost ?? 0) +
+        (keysOnly?.lost ?? 0),
+      ...(noLimits && keysOnly
+        ? {
+          key_limits: keysOnly.figures,
+          key_limits_ratio: round(keysOnly.figures.requests_per_s / noLimits.requests_per_s),
+        }
+        : {}),
       ...(noLimits
         ? { no_limits: noLimits, limits_ratio: round(endpoint.requests_per_s / noLimits.requests_per_s) }
         : {}),
@@ -156,6 +178,8 @@ try {
   await fn?.status;
   fnOff?.kill("SIGTERM");
   await fnOff?.status;
+  fnKeys?.kill("SIGTERM");
+  await fnKeys?.status;
   await sql.end();
   await server.stop();
 }
@@ -173,21 +197,33 @@ function printReport(machine: string, results: Record<string, Result>): void {
     );
   }
   if (Object.values(results).some((r) => r.no_limits)) {
-    console.log("\nLimits in the database (every limit on, set high enough never to refuse) vs every limit off:\n");
     console.log(
-      "| connections | limits on req/s | off req/s | on / off | PostgreSQL µs/request on | off | function µs/request on | off |",
+      "\nLimits in the database, set high enough never to refuse (all: key and workspace limits; keys: the key " +
+        "limits alone, as by default) vs every limit off:\n",
     );
-    console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    console.log(
+      "| connections | all req/s | keys req/s | off req/s | all / off | keys / off | PostgreSQL µs/request all | keys | off | function µs/request all | keys | off |",
+    );
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (const [c, r] of Object.entries(results)) {
       if (!r.no_limits) continue;
-      const perRequest = (f: Figures, s?: number) => s === undefined ? "?" : round((s / f.ok) * 1e6);
-      console.log(
-        `| ${c} | ${r.endpoint.requests_per_s} | ${r.no_limits.requests_per_s} | ${r.limits_ratio} | ${
-          perRequest(r.endpoint, r.endpoint.cpu_postgres_s)
-        } | ${perRequest(r.no_limits, r.no_limits.cpu_postgres_s)} | ${
-          perRequest(r.endpoint, r.endpoint.cpu_function_s)
-        } | ${perRequest(r.no_limits, r.no_limits.cpu_function_s)} |`,
-      );
+      const perRequest = (f: Figures | undefined, cpu: "cpu_postgres_s" | "cpu_function_s") =>
+        f?.[cpu] === undefined ? "?" : round((f[cpu]! / f.ok) * 1e6);
+      const k = r.key_limits;
+      const cells = [
+        r.endpoint.requests_per_s,
+        k?.requests_per_s ?? "?",
+        r.no_limits.requests_per_s,
+        r.limits_ratio,
+        r.key_limits_ratio ?? "?",
+        perRequest(r.endpoint, "cpu_postgres_s"),
+        perRequest(k, "cpu_postgres_s"),
+        perRequest(r.no_limits, "cpu_postgres_s"),
+        perRequest(r.endpoint, "cpu_function_s"),
+        perRequest(k, "cpu_function_s"),
+        perRequest(r.no_limits, "cpu_function_s"),
+      ];
+      console.log(`| ${c} | ${cells.join(" | ")} |`);
     }
   }
   console.log(`\nFigures saved to .bench/results.json`);

@@ -178,21 +178,27 @@ revoke all on function private.ingest_limits_of(uuid[], jsonb) from public;
 
 -- Takes the limits of a write call's requests (`p_requests`, as the write
 -- function reads them; `p_readings`: each has a `readings` array, else each
--- is one reading), in the caller's transaction, before it writes. A request
--- is admitted when every limit that applies has room for it: 1 from its
--- key's request bucket, its readings from its key's readings bucket and,
--- when the workspace has limits, from the workspace's bucket, day and month.
--- An admitted request takes from each, a refused one from none. Returns null
--- when all are admitted, else `{<1-based index>: refusal}` naming the limit
--- as the 429 describes it (`{code, limit, limit_value, per_second, remaining,
--- reset_s, retry_after_s}`), and counts the refusals in ingest_throttles.
+-- is one reading), in the caller's transaction, in two stages. `keys`, before
+-- the write: 1 from each request's key's request bucket and its readings
+-- from the key's readings bucket. `workspaces`, after the write: its
+-- readings from the workspace's bucket, day and month, for workspaces with a
+-- limit of that kind (their row is shared by all their datasources' writes,
+-- so it is locked only for the end of the transaction). A request is
+-- admitted when every limit of the stage has room for it, and then takes
+-- from each; a refused one takes from none.
+--
+-- Returns null when all are admitted (and, at `keys`, no workspace has a
+-- limit), else `{refused: {<1-based index>: refusal} or null, workspaces:
+-- <the workspaces stage is needed>}`; a refusal names the limit as the 429
+-- describes it (`{code, limit, limit_value, per_second, remaining, reset_s,
+-- retry_after_s, datasource_id}`).
 --
 -- Cost: one pass over the requests grouped by key, one row lock and update
 -- per key and per limited workspace; requests are looked at one by one only
 -- when a group does not fit whole. Rows are locked in a fixed order (key
--- buckets, then workspaces, each by id) before the caller locks its
--- datasources, so concurrent calls never deadlock.
-create function private.ingest_take_limits(p_requests jsonb, p_readings boolean, p_defaults jsonb)
+-- buckets by id, the caller's datasources, workspaces by id), so concurrent
+-- calls never deadlock.
+create function private.ingest_take_limits(p_requests jsonb, p_readings boolean, p_defaults jsonb, p_stage text)
 returns jsonb
 language plpgsql
 volatile
@@ -222,6 +228,7 @@ declare
   v_refusal jsonb;
   v_refused jsonb := '{}';
   v_any boolean := false;
+  v_ws_limited boolean := false;
 begin
   -- The call's requests and readings per key (ids that cannot be read find no key: the write refuses them).
   select array_agg(g.key_id order by g.key_id), array_agg(g.requests order by g.key_id),
@@ -246,20 +253,24 @@ begin
   for v_row in select * from private.ingest_limits_of(v_keys, p_defaults) loop
     v_k := array_position(v_keys, v_row.key_id);
     k_ws[v_k] := v_row.workspace_id; k_ds[v_k] := v_row.datasource_id;
-    k_rps[v_k] := v_row.requests_per_second; k_rb[v_k] := v_row.requests_burst;
-    k_dps[v_k] := v_row.readings_per_second; k_db[v_k] := v_row.readings_burst;
+    k_rps[v_k] := case when p_stage = 'keys' then v_row.requests_per_second else 0 end;
+    k_rb[v_k] := v_row.requests_burst;
+    k_dps[v_k] := case when p_stage = 'keys' then v_row.readings_per_second else 0 end;
+    k_db[v_k] := v_row.readings_burst;
     kw_ps[v_k] := v_row.ws_per_second; kw_b[v_k] := v_row.ws_burst;
     kw_day[v_k] := v_row.ws_per_day; kw_month[v_k] := v_row.ws_per_month;
-    v_any := v_any or v_row.requests_per_second > 0 or v_row.readings_per_second > 0
-      or v_row.ws_per_second > 0 or v_row.ws_per_day > 0 or v_row.ws_per_month > 0;
+    v_any := v_any or k_rps[v_k] > 0 or k_dps[v_k] > 0;
+    v_ws_limited := v_ws_limited or v_row.ws_per_second > 0 or v_row.ws_per_day > 0 or v_row.ws_per_month > 0;
   end loop;
-  if not v_any then
+  if p_stage = 'keys' and not v_any then
+    return case when v_ws_limited then jsonb_build_object('workspaces', true) end;
+  elsif p_stage = 'workspaces' and not v_ws_limited then
     return null;
   end if;
   -- Workspaces with a limit of their own kind; the others are not locked at all.
   v_ws := array(
     select distinct k_ws[i] from generate_subscripts(v_keys, 1) i
-    where k_ws[i] is not null and (kw_ps[i] > 0 or kw_day[i] > 0 or kw_month[i] > 0)
+    where p_stage = 'workspaces' and k_ws[i] is not null and (kw_ps[i] > 0 or kw_day[i] > 0 or kw_month[i] > 0)
     order by 1
   );
   for v_k in 1 .. cardinality(v_keys) loop
@@ -274,7 +285,7 @@ begin
   -- Lock the state rows in a fixed order (keys, then workspaces, each by id) and read them.
   for v_row in
     select b.key_id, b.requests_tat, b.readings_tat from private.key_buckets b
-    where b.key_id = any (v_keys) order by b.key_id for update
+    where p_stage = 'keys' and b.key_id = any (v_keys) order by b.key_id for update
   loop
     v_k := array_position(v_keys, v_row.key_id);
     k_rtat[v_k] := v_row.requests_tat; k_dtat[v_k] := v_row.readings_tat;
@@ -373,11 +384,13 @@ begin
     end loop;
   end if;
 
-  update private.key_buckets b
-  set requests_tat = s.requests_tat, readings_tat = s.readings_tat
-  from unnest(v_keys, k_rtat, k_dtat) s (key_id, requests_tat, readings_tat)
-  where b.key_id = s.key_id
-    and (b.requests_tat, b.readings_tat) is distinct from (s.requests_tat, s.readings_tat);
+  if p_stage = 'keys' then
+    update private.key_buckets b
+    set requests_tat = s.requests_tat, readings_tat = s.readings_tat
+    from unnest(v_keys, k_rtat, k_dtat) s (key_id, requests_tat, readings_tat)
+    where b.key_id = s.key_id
+      and (b.requests_tat, b.readings_tat) is distinct from (s.requests_tat, s.readings_tat);
+  end if;
   if cardinality(v_ws) > 0 then
     update public.workspace_usage u
     set readings_tat = s.readings_tat, day = v_day, day_readings = s.day_used, month = v_month,
@@ -386,10 +399,15 @@ begin
     where u.workspace_id = s.workspace_id;
   end if;
 
-  return nullif(v_refused, '{}');
+  if v_refused = '{}' and not (p_stage = 'keys' and v_ws_limited) then
+    return null;
+  end if;
+  return jsonb_strip_nulls(
+    jsonb_build_object('refused', nullif(v_refused, '{}'), 'workspaces', p_stage = 'keys' and v_ws_limited)
+  );
 end;
 $$;
-revoke all on function private.ingest_take_limits(jsonb, boolean, jsonb) from public;
+revoke all on function private.ingest_take_limits(jsonb, boolean, jsonb, text) from public;
 
 -- Counts the refusals of a call (`{i: refusal with its datasource_id}`) in ingest_throttles.
 create function private.ingest_count_refusals(p_refused jsonb)
@@ -407,13 +425,13 @@ $$;
 revoke all on function private.ingest_count_refusals(jsonb) from public;
 
 -- Writes a call's requests within the limits, for the two batch write
--- functions (`p_readings`: ingest_write_readings' requests). The write comes
--- first and the limits last, so that the rows every call of a workspace
--- shares (its usage) are locked only for the end of the transaction, not for
--- the whole write. When the limits refuse a request, the attempt is undone
--- (a subtransaction) and the others are written again: each attempt has
--- fewer requests, so this ends. Answers as the write function does, with
--- `{code: PT429, limit}` for each refused request.
+-- functions (`p_readings`: ingest_write_readings' requests): the keys' limits
+-- first, then the write of what they admitted, then the workspaces' limits
+-- when a workspace has any. A request the workspaces' limits refuse was
+-- written already: the attempt is undone (a subtransaction, paid only by
+-- calls of workspaces with limits) and the others are written again; each
+-- attempt has fewer requests, so this ends. Answers as the write function
+-- does, with `{code: PT429, limit}` for each refused request.
 create function private.ingest_write_within_limits(p_requests jsonb, p_readings boolean, p_limits jsonb)
 returns jsonb
 language plpgsql
@@ -421,45 +439,71 @@ volatile
 set search_path = ''
 as $$
 declare
+  v_keys jsonb := private.ingest_take_limits(p_requests, p_readings, p_limits, 'keys');
+  v_refused jsonb := coalesce(v_keys -> 'refused', '{}');
   v_requests jsonb := p_requests;
   v_index int[];
-  v_refused jsonb;
-  v_all_refused jsonb := '{}';
+  v_stage jsonb;
   v_answer jsonb;
 begin
-  loop
-    begin
-      v_answer := case
-        when v_requests = '[]'::jsonb then
-          jsonb_build_object('received_at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-        when p_readings then public.ingest_write_readings(v_requests)
-        else public.ingest_write_batch(v_requests)
+  if v_keys is null then
+    return private.ingest_write_requests(p_requests, p_readings);
+  end if;
+  if v_refused <> '{}' then
+    v_index := array(select i from generate_series(1, jsonb_array_length(p_requests)) i where not v_refused ? i::text);
+    v_requests := private.ingest_admitted(p_requests, v_refused);
+  end if;
+  if not (v_keys ->> 'workspaces')::boolean then
+    v_answer := private.ingest_write_requests(v_requests, p_readings);
+  else
+    loop
+      begin
+        v_answer := private.ingest_write_requests(v_requests, p_readings);
+        v_stage := private.ingest_take_limits(v_requests, p_readings, p_limits, 'workspaces');
+        exit when v_stage is null;
+        raise exception 'limited' using errcode = 'PT429';
+      exception when sqlstate 'PT429' then
+        -- Undone. Keep the refusals under their indices in p_requests, and write the others again.
+        v_index := coalesce(v_index, array(select generate_series(1, jsonb_array_length(p_requests))));
+        v_refused := v_refused
+          || (select jsonb_object_agg(v_index[e.key::int], e.value) from jsonb_each(v_stage -> 'refused') e);
+        v_index := array(
+          select i from unnest(v_index) with ordinality u (i, n) where not (v_stage -> 'refused') ? u.n::text
+        );
+        v_requests := private.ingest_admitted(v_requests, v_stage -> 'refused');
       end;
-      v_refused := private.ingest_take_limits(v_requests, p_readings, p_limits);
-      exit when v_refused is null;
-      raise exception 'limited' using errcode = 'PT429';
-    exception when sqlstate 'PT429' then
-      -- Undone. Keep the refusals under the requests' indices in p_requests, and try the rest again.
-      v_index := coalesce(v_index, array(select generate_series(1, jsonb_array_length(p_requests))));
-      v_all_refused := v_all_refused || (
-        select jsonb_object_agg(v_index[e.key::int], e.value) from jsonb_each(v_refused) e
-      );
-      v_index := array(select i from unnest(v_index) with ordinality u (i, n) where not v_refused ? u.n::text);
-      v_requests := private.ingest_admitted(v_requests, v_refused);
-    end;
-  end loop;
-  if v_all_refused = '{}' then
+    end loop;
+  end if;
+  if v_refused = '{}' then
     return v_answer;
   end if;
-  perform private.ingest_count_refusals(v_all_refused);
+  perform private.ingest_count_refusals(v_refused);
   return jsonb_build_object(
     'received_at', v_answer -> 'received_at',
-    'results', private.ingest_merge_results(p_requests, v_all_refused, v_answer -> 'results',
+    'results', private.ingest_merge_results(p_requests, v_refused, v_answer -> 'results',
       case when p_readings then null
         else jsonb_build_object('observed_at', v_answer -> 'received_at', 'superseded', '[]'::jsonb) end)
   );
 end;
 $$;
+
+-- The write of a call's requests by the write function of their kind (none: only the time of receipt).
+create function private.ingest_write_requests(p_requests jsonb, p_readings boolean)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  return case
+    when p_requests = '[]'::jsonb then
+      jsonb_build_object('received_at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+    when p_readings then public.ingest_write_readings(p_requests)
+    else public.ingest_write_batch(p_requests)
+  end;
+end;
+$$;
+revoke all on function private.ingest_write_requests(jsonb, boolean) from public;
 revoke all on function private.ingest_write_within_limits(jsonb, boolean, jsonb) from public;
 
 -- A bucket's refusal, as the 429 describes it: whole tokens left now,
@@ -540,9 +584,9 @@ as $$
 $$;
 revoke all on function private.ingest_merge_results(jsonb, jsonb, jsonb, jsonb) from public;
 
--- The write functions the ingest-data function calls: the write, then the
--- limits of `p_limits` (its settings, as defaults) for what it wrote, in one
--- transaction. The forms without `p_limits` write without limits (tests and
+-- The write functions the ingest-data function calls: the limits of
+-- `p_limits` (its settings, as defaults), then the write of what they
+-- admitted, in one transaction. The forms without `p_limits` write without limits (tests and
 -- trusted service-role callers).
 create function public.ingest_write(
   p_datasource_id uuid,
@@ -558,21 +602,27 @@ security definer
 set search_path = ''
 as $$
 declare
+  v_ask jsonb := jsonb_build_array(jsonb_build_object('key_id', p_key_id));
+  v_stage jsonb := private.ingest_take_limits(v_ask, false, p_limits, 'keys');
   v_answer jsonb;
-  v_refused jsonb;
 begin
-  begin
-    v_answer := public.ingest_write(p_datasource_id, p_key_id, p_values, p_observed_at);
-    v_refused := private.ingest_take_limits(jsonb_build_array(jsonb_build_object('key_id', p_key_id)), false,
-      p_limits);
-    if v_refused is null then
-      return v_answer;
-    end if;
-    raise exception 'limited' using errcode = 'PT429';
-  exception when sqlstate 'PT429' then
-    perform private.ingest_count_refusals(v_refused);
-    return jsonb_build_object('code', 'PT429', 'limit', (v_refused -> '1') - 'datasource_id');
-  end;
+  if v_stage is null then
+    return public.ingest_write(p_datasource_id, p_key_id, p_values, p_observed_at);
+  elsif v_stage -> 'refused' is null then
+    -- The workspace has limits: written first, undone when they refuse (see ingest_write_within_limits).
+    begin
+      v_answer := public.ingest_write(p_datasource_id, p_key_id, p_values, p_observed_at);
+      v_stage := private.ingest_take_limits(v_ask, false, p_limits, 'workspaces');
+      if v_stage is null then
+        return v_answer;
+      end if;
+      raise exception 'limited' using errcode = 'PT429';
+    exception when sqlstate 'PT429' then
+      null;
+    end;
+  end if;
+  perform private.ingest_count_refusals(v_stage -> 'refused');
+  return jsonb_build_object('code', 'PT429', 'limit', (v_stage -> 'refused' -> '1') - 'datasource_id');
 end;
 $$;
 revoke all on function public.ingest_write(uuid, uuid, jsonb, timestamptz, jsonb) from public, anon, authenticated, service_role;
