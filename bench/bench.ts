@@ -16,8 +16,13 @@
  *
  * Options: --duration=15 --connections=16,64 --datasources=100 --warmup=5 --phase-warmup=3
  *          --parallel (serve the function with `deno serve --parallel`: one copy per core)
+ *          --instances=K (K function processes per configuration, one wrk each with its share of the
+ *          connections, as round-robin routing over K isolates would spread them; the figures are their sums)
+ *          --pooler (the function processes reach PostgreSQL through PgBouncer in transaction mode, the
+ *          stand-in for Supabase's pooler; pgbench stays direct)
  */
 import postgres from "postgres";
+import { startPooler } from "../local/pooler.ts";
 import {
   COMBINED_PAYLOAD,
   cpuSeconds,
@@ -45,6 +50,8 @@ const {
   "phase-warmup": PHASE_WARMUP_S,
   parallel: PARALLEL,
   limits: LIMITS,
+  instances: INSTANCES,
+  pooler: POOLER,
 } = scriptOptions({
   duration: 15,
   connections: "16,64",
@@ -53,6 +60,8 @@ const {
   "phase-warmup": 3,
   parallel: false,
   limits: true,
+  instances: 1,
+  pooler: false,
 });
 /** Every limit on, high enough never to refuse: what the database's limit check costs. */
 const LIMITS_HIGH = {
@@ -99,9 +108,13 @@ await requireTool("wrk", "wrk");
 await requireTool("pgbench", "postgresql-contrib");
 await Deno.mkdir(OUT_DIR, { recursive: true });
 const { server, sql } = await startDurablePostgres();
-let fn: Deno.ChildProcess | undefined;
-let fnOff: Deno.ChildProcess | undefined;
-let fnKeys: Deno.ChildProcess | undefined;
+/** The function processes of one configuration, K of them with --instances=K. */
+interface Target {
+  urls: string[];
+  processes: Deno.ChildProcess[];
+}
+const targets: Target[] = [];
+const pooler = POOLER ? await startPooler(server.port, { poolSize: 20 }) : undefined;
 try {
   const keys = await seedDatasources(sql, DATASOURCES);
   await sql`create schema bench`;
@@ -117,16 +130,11 @@ try {
       `select public.ingest_write(b.datasource_id, b.key_id, '${COMBINED_PAYLOAD}'::jsonb) from bench.keys b where b.k = :k;\n`,
   );
 
-  const started = await startFunction(server.url, { parallel: PARALLEL, env: LIMITS_HIGH });
-  fn = started.process;
-  const unlimited = LIMITS ? await startFunction(server.url, { parallel: PARALLEL, env: LIMITS_OFF }) : undefined;
-  fnOff = unlimited?.process;
-  if (unlimited) await wrk(unlimited.url, { keys, connections: 16, durationS: WARMUP_S });
-  const keyLimited = LIMITS ? await startFunction(server.url, { parallel: PARALLEL, env: LIMITS_KEYS }) : undefined;
-  fnKeys = keyLimited?.process;
-  if (keyLimited) await wrk(keyLimited.url, { keys, connections: 16, durationS: WARMUP_S });
-  progress("bench", `warming up for ${WARMUP_S}s`);
-  await wrk(started.url, { keys, connections: 16, durationS: WARMUP_S });
+  const functionUrl = pooler ? pooler.pooled(server.url) : server.url;
+  progress("bench", `warming up for ${WARMUP_S}s per configuration`);
+  const started = await startTarget(functionUrl, LIMITS_HIGH, keys);
+  const unlimited = LIMITS ? await startTarget(functionUrl, LIMITS_OFF, keys) : undefined;
+  const keyLimited = LIMITS ? await startTarget(functionUrl, LIMITS_KEYS, keys) : undefined;
 
   const results: Record<string, Result> = {};
   for (const connections of CONNECTIONS) {
@@ -165,6 +173,8 @@ try {
 
   const machine = `${navigator.hardwareConcurrency} cores, ${Deno.build.os}, Deno ${Deno.version.deno}${
     PARALLEL ? ", deno serve --parallel" : ""
+  }${INSTANCES > 1 ? `, ${INSTANCES} function processes per configuration` : ""}${
+    POOLER ? ", function through PgBouncer (transaction mode)" : ""
   }`;
   const report = { machine, duration_s: DURATION_S, datasources: DATASOURCES, results, at: new Date().toISOString() };
   await Deno.writeTextFile(`${OUT_DIR}results.json`, JSON.stringify(report, null, 2));
@@ -174,12 +184,11 @@ try {
     Deno.exitCode = 1;
   }
 } finally {
-  fn?.kill("SIGTERM");
-  await fn?.status;
-  fnOff?.kill("SIGTERM");
-  await fnOff?.status;
-  fnKeys?.kill("SIGTERM");
-  await fnKeys?.status;
+  for (const process of targets.flatMap((t) => t.processes)) {
+    process.kill("SIGTERM");
+    await process.status;
+  }
+  await pooler?.stop();
   await sql.end();
   await server.stop();
 }
@@ -234,8 +243,37 @@ function printReport(machine: string, results: Record<string, Result>): void {
  * of the rows an earlier phase wrote), after PHASE_WARMUP_S unmeasured (the first write to each page after a
  * checkpoint logs the whole page; a server checkpoints every 30 min, not before each 15 s).
  */
+/** Starts INSTANCES function processes with `env` on `databaseUrl`, and warms them up. */
+async function startTarget(databaseUrl: string, env: Record<string, string>, keys: SeededKey[]): Promise<Target> {
+  const started = await Promise.all(
+    Array.from({ length: INSTANCES }, () => startFunction(databaseUrl, { parallel: PARALLEL, env })),
+  );
+  const target = { urls: started.map((s) => s.url), processes: started.map((s) => s.process) };
+  targets.push(target);
+  await wrkAll(target, keys, 16, WARMUP_S);
+  return target;
+}
+
+/** One wrk per process of `target`, each with its share of `connections`, at once; their figures summed. */
+async function wrkAll(target: Target, keys: SeededKey[], connections: number, durationS: number): Promise<Figures> {
+  const share = Math.max(2, Math.round(connections / target.urls.length));
+  const all = await Promise.all(target.urls.map((url) => wrk(url, { keys, connections: share, durationS })));
+  return {
+    requests_per_s: round(all.reduce((sum, f) => sum + f.requests_per_s, 0)),
+    p50_ms: Math.max(...all.map((f) => f.p50_ms)),
+    p99_ms: Math.max(...all.map((f) => f.p99_ms)),
+    non_2xx: all.reduce((sum, f) => sum + f.non_2xx, 0),
+    ok: all.reduce((sum, f) => sum + f.ok, 0),
+  };
+}
+
+/** CPU seconds of every process of `target`. */
+function targetCpuSeconds(target: Target): number {
+  return target.processes.reduce((sum, process) => sum + cpuSeconds(process.pid), 0);
+}
+
 async function endpointPhase(
-  target: { url: string; process: Deno.ChildProcess },
+  target: Target,
   keys: SeededKey[],
   connections: number,
   label: string,
@@ -245,16 +283,16 @@ async function endpointPhase(
     "bench",
     `endpoint (${label}): wrk, ${connections} connections, ${PHASE_WARMUP_S}s unmeasured then ${DURATION_S}s`,
   );
-  await wrk(target.url, { keys, connections, durationS: PHASE_WARMUP_S });
+  await wrkAll(target, keys, connections, PHASE_WARMUP_S);
   await settle();
   const before = await readingsCount(sql);
   const [fnBefore, pgBefore, allBefore] = [
-    cpuSeconds(target.process.pid),
+    targetCpuSeconds(target),
     postgresCpuSeconds(server.dataDir),
     machineCpuSeconds(),
   ];
-  const figures: Figures = await wrk(target.url, { keys, connections, durationS: DURATION_S });
-  figures.cpu_function_s = round(cpuSeconds(target.process.pid) - fnBefore);
+  const figures: Figures = await wrkAll(target, keys, connections, DURATION_S);
+  figures.cpu_function_s = round(targetCpuSeconds(target) - fnBefore);
   figures.cpu_postgres_s = round(postgresCpuSeconds(server.dataDir) - pgBefore);
   figures.cpu_other_s = round(machineCpuSeconds() - allBefore - figures.cpu_function_s - figures.cpu_postgres_s);
   await settle();

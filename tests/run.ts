@@ -10,12 +10,16 @@
  * The whole suite runs in two phases: every test with the databases in UTC,
  * then the tests that read or write times again with each database's
  * TimeZone set to Europe/Berlin (a common Supabase setting, with local mean
- * time offsets such as +00:53:28 before 1893); the last line sums both. With
- * arguments, one phase: set INGEST_TEST_TIMEZONE to run it in another zone.
+ * time offsets such as +00:53:28 before 1893), then the function's store and
+ * gateway tests again through PgBouncer in transaction mode (the stand-in for
+ * Supabase's pooler, local/pooler.ts); the last line sums the phases. With
+ * arguments, one phase: set INGEST_TEST_TIMEZONE to run it in another zone,
+ * INGEST_TEST_POOLER=1 to run it through the pooler.
  */
 import postgres from "postgres";
 import { startPostgres } from "../local/postgres_server.ts";
 import { applyMigrations, applyPlatformFixture } from "../local/migrate.ts";
+import { startPooler } from "../local/pooler.ts";
 
 const TEMPLATE = "ingest_template";
 /** The second phase's zone and files: every test file that reads or writes observation or receipt times. */
@@ -35,6 +39,15 @@ const TIME_FILES = [
   "tests/function/time_zone_test.ts",
 ];
 
+/** The pooler phase's files: the function's writes and reads through a transaction pooler, several processes too. */
+const POOLER_FILES = [
+  "tests/function/containment_test.ts",
+  "tests/function/gateway_property_test.ts",
+  "tests/function/gateway_test.ts",
+  "tests/function/global_limits_test.ts",
+  "tests/function/ingest_test.ts",
+];
+
 const server = Deno.env.get("DATABASE_URL") ? null : await startPostgres();
 const adminUrl = Deno.env.get("DATABASE_URL") ?? server!.url;
 let code = 1;
@@ -46,9 +59,13 @@ Deno.addSignalListener("SIGINT", async () => {
 try {
   console.error(server ? `PostgreSQL started on port ${server.port}` : "Using DATABASE_URL");
   await buildTemplate(adminUrl);
-  const phases = Deno.args.length > 0
-    ? [await runDenoTest(adminUrl, Deno.args)]
-    : [await runDenoTest(adminUrl, ["tests/"]), await runDenoTest(adminUrl, TIME_FILES, TIME_ZONE)];
+  const one = () =>
+    Deno.env.get("INGEST_TEST_POOLER") ? runPoolerPhase(adminUrl, Deno.args) : runDenoTest(adminUrl, Deno.args);
+  const phases = Deno.args.length > 0 ? [await one()] : [
+    await runDenoTest(adminUrl, ["tests/"]),
+    await runDenoTest(adminUrl, TIME_FILES, { timeZone: TIME_ZONE }),
+    await runPoolerPhase(adminUrl),
+  ];
   const passed = phases.reduce((sum, phase) => sum + phase.passed, 0);
   const failed = phases.reduce((sum, phase) => sum + phase.failed, 0);
   console.log(`${passed} passed, ${failed} failed`);
@@ -80,12 +97,31 @@ async function buildTemplate(url: string): Promise<void> {
   }
 }
 
-/** One `deno test` run; with `timeZone`, each test database has that TimeZone. */
+/** POOLER_FILES with each test database's `url` through PgBouncer in transaction mode (its `sql` stays direct). */
+async function runPoolerPhase(
+  url: string,
+  files: string[] = POOLER_FILES,
+): Promise<{ passed: number; failed: number; ok: boolean }> {
+  const port = new URL(url).port;
+  await using pooler = await startPooler(Number(port));
+  console.error(`Pooler phase: ${files.length} files through PgBouncer (transaction mode) on port ${pooler.port}`);
+  const result = await runDenoTest(url, files, { poolerUrl: pooler.pooled(url) });
+  // Proof that the phase went through the pooler, not around it.
+  const transactions = await pooler.transactions();
+  console.error(`Pooler phase: PgBouncer passed ${transactions} transactions to PostgreSQL`);
+  return transactions > 0 ? result : { ...result, failed: result.failed + 1, ok: false };
+}
+
+/**
+ * One `deno test` run; with `timeZone`, each test database has that TimeZone; with `poolerUrl`, each test
+ * database's `url` goes through that pooler.
+ */
 async function runDenoTest(
   url: string,
   args: string[],
-  timeZone?: string,
+  options: { timeZone?: string; poolerUrl?: string } = {},
 ): Promise<{ passed: number; failed: number; ok: boolean }> {
+  const { timeZone, poolerUrl } = options;
   if (timeZone) console.error(`Time zone phase: ${args.length} files with each database's TimeZone = ${timeZone}`);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["test", "--allow-all", ...args],
@@ -94,6 +130,7 @@ async function runDenoTest(
       INGEST_TEST_TEMPLATE: TEMPLATE,
       NO_COLOR: "1",
       ...(timeZone ? { INGEST_TEST_TIMEZONE: timeZone } : {}),
+      ...(poolerUrl ? { INGEST_TEST_POOLER_URL: poolerUrl } : {}),
     },
     stdout: "piped",
     stderr: "inherit",

@@ -8,7 +8,10 @@ import postgres, { type Sql } from "postgres";
 
 /** A fresh, fully migrated database; `await using` drops it at the end of the test. */
 export interface TestDatabase extends AsyncDisposable {
-  /** Superuser connection string of this database (the function's own role on Supabase is `postgres` too). */
+  /**
+   * Superuser connection string of this database (the function's own role on Supabase is `postgres` too);
+   * through PgBouncer in transaction mode in the suite's pooler phase (INGEST_TEST_POOLER_URL, tests/run.ts).
+   */
   url: string;
   name: string;
   /** A superuser connection to it. */
@@ -42,8 +45,9 @@ export async function createTestDatabase(
   }
   const url = withDatabase(serverUrl, name);
   const sql = postgres(url, { max: 4, onnotice: () => {} });
+  const poolerUrl = Deno.env.get("INGEST_TEST_POOLER_URL");
   return {
-    url,
+    url: poolerUrl ? withDatabase(poolerUrl, name) : url,
     name,
     sql,
     async [Symbol.asyncDispose]() {
