@@ -3,7 +3,7 @@
 -- second, per UTC day and per UTC month), checked in the write transaction.
 -- The function's in-memory buckets are only a pre-filter: on Supabase each
 -- of its isolates has its own, so only the database sees every request.
--- How they are computed and what they cost: docs/api.md#limits and
+-- How they are computed and what they cost: docs/api.md#limits-across-instances and
 -- docs/performance.md.
 
 -- A workspace's limits (its plan). A missing row or a null column keeps the
@@ -188,7 +188,7 @@ revoke all on function private.ingest_limits_of(uuid[], jsonb) from public;
 -- from each; a refused one takes from none.
 --
 -- Returns null when all are admitted (and, at `keys`, no workspace has a
--- limit), else `{refused: {<1-based index>: refusal} or null, workspaces:
+-- limit), else `{refused?: {<1-based index>: refusal}, workspaces?:
 -- <the workspaces stage is needed>}`; a refusal names the limit as the 429
 -- describes it (`{code, limit, limit_value, per_second, remaining, reset_s,
 -- retry_after_s, datasource_id}`).
@@ -222,7 +222,7 @@ declare
   v_ws uuid[];
   w_ps double precision[]; w_b double precision[]; w_day bigint[]; w_month bigint[];
   w_tat double precision[]; w_day_used bigint[]; w_month_used bigint[]; w_want double precision[];
-  v_k int; v_w int; v_n double precision; v_i int; v_key_text text;
+  v_k int; v_w int; v_n double precision;
   v_new_r double precision; v_new_d double precision; v_new_w double precision;
   v_fits boolean := true;
   v_refusal jsonb;
