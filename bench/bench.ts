@@ -10,9 +10,10 @@
  *    and spread, one call per transaction (the baseline). The database is
  *    vacuumed before each phase.
  * 4. Every 200 must be in datasource_readings (exit 1 otherwise).
- * 5. With --limits (the default): the endpoint again with every limit off
- *    (no database limit check at all), alternating with the limits-on phase
- *    (limits set high enough never to refuse), and the ratio of the two.
+ * 5. Unless --no-limits: the endpoint with every limit set to 0 (the check
+ *    finds nothing to lock) before and after, and with the key limits alone,
+ *    around the phase with every limit on (all set high enough never to
+ *    refuse); the ratios to "off" and the CPU per request of each.
  *
  * Options: --duration=15 --connections=16,64 --datasources=100 --warmup=5 --phase-warmup=3
  *          --parallel (serve the function with `deno serve --parallel`: one copy per core)
@@ -49,7 +50,7 @@ const {
   warmup: WARMUP_S,
   "phase-warmup": PHASE_WARMUP_S,
   parallel: PARALLEL,
-  limits: LIMITS,
+  "no-limits": NO_LIMITS,
   instances: INSTANCES,
   pooler: POOLER,
 } = scriptOptions({
@@ -59,7 +60,7 @@ const {
   warmup: 5,
   "phase-warmup": 3,
   parallel: false,
-  limits: true,
+  "no-limits": false,
   instances: 1,
   pooler: false,
 });
@@ -133,8 +134,8 @@ try {
   const functionUrl = pooler ? pooler.pooled(server.url) : server.url;
   progress("bench", `warming up for ${WARMUP_S}s per configuration`);
   const started = await startTarget(functionUrl, LIMITS_HIGH, keys);
-  const unlimited = LIMITS ? await startTarget(functionUrl, LIMITS_OFF, keys) : undefined;
-  const keyLimited = LIMITS ? await startTarget(functionUrl, LIMITS_KEYS, keys) : undefined;
+  const unlimited = !NO_LIMITS ? await startTarget(functionUrl, LIMITS_OFF, keys) : undefined;
+  const keyLimited = !NO_LIMITS ? await startTarget(functionUrl, LIMITS_KEYS, keys) : undefined;
 
   const results: Record<string, Result> = {};
   for (const connections of CONNECTIONS) {
