@@ -18,7 +18,9 @@
  * Options: --duration=15 --connections=16,64 --datasources=100 --warmup=5 --phase-warmup=3
  *          --parallel (serve the function with `deno serve --parallel`: one copy per core)
  *          --instances=K (K function processes per configuration, one wrk each with its share of the
- *          connections, as round-robin routing over K isolates would spread them; the figures are their sums)
+ *          connections, as round-robin routing over K isolates would spread them; the figures are their sums);
+ *          a list (--instances=1,4,8) runs the other phases with its first K, then the endpoint with the
+ *          default limits once per K: the fleet table (req/s, p99, batch size seen, CPU per request)
  *          --pooler (the function processes reach PostgreSQL through PgBouncer in transaction mode, the
  *          stand-in for Supabase's pooler; pgbench stays direct)
  */
@@ -61,7 +63,7 @@ const {
   "phase-warmup": 3,
   parallel: false,
   "no-limits": false,
-  instances: 1,
+  instances: "1",
   pooler: false,
 });
 /** Every limit on, high enough never to refuse: what the database's limit check costs. */
@@ -84,6 +86,11 @@ const LIMITS_KEYS = {
 /** Every limit off: the write functions skip the check. */
 const LIMITS_OFF = { INGEST_RATE_LIMIT_PER_SECOND: "0", INGEST_RATE_LIMIT_READINGS_PER_SECOND: "0" };
 const CONNECTIONS = CONNECTION_LIST.split(",").map(Number);
+const FLEET = INSTANCES.split(",").map(Number);
+const FIRST_K = FLEET[0]!;
+if (FLEET.some((k) => !Number.isInteger(k) || k < 1)) {
+  throw new Error(`Cannot read --instances=${INSTANCES}: whole numbers >= 1`);
+}
 const OUT_DIR = new URL("../.bench/", import.meta.url).pathname;
 
 interface Figures extends WrkFigures {
@@ -91,6 +98,9 @@ interface Figures extends WrkFigures {
   cpu_postgres_s?: number;
   /** The load generator, the kernel's network work and anything else running. */
   cpu_other_s?: number;
+  /** Requests per write transaction, as the stored readings show them (one received_at per transaction). */
+  batch_mean?: number;
+  batch_p50?: number;
 }
 interface Result {
   endpoint: Figures;
@@ -103,6 +113,8 @@ interface Result {
   /** The endpoint with the key limits alone, and its ratio to limits off. */
   key_limits?: Figures;
   key_limits_ratio?: number;
+  /** With a list of --instances: the endpoint with the default limits, per K. */
+  fleet?: Record<string, Figures>;
 }
 
 await requireTool("wrk", "wrk");
@@ -171,10 +183,22 @@ try {
         : {}),
     };
   }
+  if (FLEET.length > 1) {
+    for (const k of FLEET) {
+      const fleet = await startTarget(functionUrl, {}, keys, k);
+      for (const connections of CONNECTIONS) {
+        const { figures, lost } = await endpointPhase(fleet, keys, connections, `default limits, ${k} processes`);
+        const result = results[String(connections)]!;
+        result.fleet = { ...result.fleet, [k]: figures };
+        result.lost += lost;
+      }
+      await stopTarget(fleet);
+    }
+  }
 
   const machine = `${navigator.hardwareConcurrency} cores, ${Deno.build.os}, Deno ${Deno.version.deno}${
     PARALLEL ? ", deno serve --parallel" : ""
-  }${INSTANCES > 1 ? `, ${INSTANCES} function processes per configuration` : ""}${
+  }${FIRST_K > 1 ? `, ${FIRST_K} function processes per configuration` : ""}${
     POOLER ? ", function through PgBouncer (transaction mode)" : ""
   }`;
   const report = { machine, duration_s: DURATION_S, datasources: DATASOURCES, results, at: new Date().toISOString() };
@@ -236,6 +260,26 @@ function printReport(machine: string, results: Record<string, Result>): void {
       console.log(`| ${c} | ${cells.join(" | ")} |`);
     }
   }
+  if (Object.values(results).some((r) => r.fleet)) {
+    console.log(
+      "\nThe function as K processes on one database (default limits), the connections split among them, " +
+        "as round-robin routing over K isolates spreads requests:\n",
+    );
+    console.log(
+      "| connections | K | req/s | p99 ms | requests per transaction mean / p50 | PostgreSQL µs/request | function µs/request |",
+    );
+    console.log("| --- | --- | --- | --- | --- | --- | --- |");
+    for (const [c, r] of Object.entries(results)) {
+      for (const [k, f] of Object.entries(r.fleet ?? {})) {
+        const us = (cpu = 0) => round((cpu / f.ok) * 1e6);
+        console.log(
+          `| ${c} | ${k} | ${f.requests_per_s} | ${f.p99_ms} | ${f.batch_mean} / ${f.batch_p50} | ${
+            us(f.cpu_postgres_s)
+          } | ${us(f.cpu_function_s)} |`,
+        );
+      }
+    }
+  }
   console.log(`\nFigures saved to .bench/results.json`);
 }
 
@@ -244,15 +288,29 @@ function printReport(machine: string, results: Record<string, Result>): void {
  * of the rows an earlier phase wrote), after PHASE_WARMUP_S unmeasured (the first write to each page after a
  * checkpoint logs the whole page; a server checkpoints every 30 min, not before each 15 s).
  */
-/** Starts INSTANCES function processes with `env` on `databaseUrl`, and warms them up. */
-async function startTarget(databaseUrl: string, env: Record<string, string>, keys: SeededKey[]): Promise<Target> {
+/** Starts `count` function processes with `env` on `databaseUrl`, and warms them up. */
+async function startTarget(
+  databaseUrl: string,
+  env: Record<string, string>,
+  keys: SeededKey[],
+  count = FIRST_K,
+): Promise<Target> {
   const started = await Promise.all(
-    Array.from({ length: INSTANCES }, () => startFunction(databaseUrl, { parallel: PARALLEL, env })),
+    Array.from({ length: count }, () => startFunction(databaseUrl, { parallel: PARALLEL, env })),
   );
   const target = { urls: started.map((s) => s.url), processes: started.map((s) => s.process) };
   targets.push(target);
   await wrkAll(target, keys, 16, WARMUP_S);
   return target;
+}
+
+/** Stops the processes of `target`. */
+async function stopTarget(target: Target): Promise<void> {
+  for (const process of target.processes) {
+    process.kill("SIGTERM");
+    await process.status;
+  }
+  targets.splice(targets.indexOf(target), 1);
 }
 
 /** One wrk per process of `target`, each with its share of `connections`, at once; their figures summed. */
@@ -287,6 +345,8 @@ async function endpointPhase(
   await wrkAll(target, keys, connections, PHASE_WARMUP_S);
   await settle();
   const before = await readingsCount(sql);
+  const [newest] = await sql<{ last: string }[]>`
+    select coalesce(max(id), 0)::text as last from public.datasource_readings`;
   const [fnBefore, pgBefore, allBefore] = [
     targetCpuSeconds(target),
     postgresCpuSeconds(server.dataDir),
@@ -298,7 +358,19 @@ async function endpointPhase(
   figures.cpu_other_s = round(machineCpuSeconds() - allBefore - figures.cpu_function_s - figures.cpu_postgres_s);
   await settle();
   const stored = (await readingsCount(sql) - before) / 3;
+  Object.assign(figures, await batchSizes(newest!.last));
   return { figures, stored, lost: Math.max(0, figures.ok - stored) };
+}
+
+/**
+ * Requests per write transaction among the readings stored after id `after`: each transaction stores its
+ * readings with one received_at (its now()), three per request of the combined payload.
+ */
+async function batchSizes(after: string): Promise<{ batch_mean: number; batch_p50: number }> {
+  const [row] = await sql`
+    select avg(n)::float8 as mean, percentile_disc(0.5) within group (order by n)::float8 as p50
+    from (select count(*) / 3.0 as n from public.datasource_readings where id > ${after}::bigint group by received_at) b`;
+  return { batch_mean: round(row!.mean ?? 0), batch_p50: round(row!.p50 ?? 0) };
 }
 
 /** The mean of two phases' figures. */

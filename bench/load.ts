@@ -61,9 +61,12 @@ export interface SeededKey {
 
 /**
  * PostgreSQL with default durability (fsync, synchronous_commit, full_page_writes
- * on), checkpoints spaced as on a tuned server, migrated, its WAL files warm.
+ * on), checkpoints spaced as on a tuned server, migrated, its WAL files warm;
+ * `extraSettings` are added to its settings.
  */
-export async function startDurablePostgres(): Promise<{ server: PostgresServer; sql: postgres.Sql }> {
+export async function startDurablePostgres(
+  extraSettings: Record<string, string> = {},
+): Promise<{ server: PostgresServer; sql: postgres.Sql }> {
   const server = await startPostgres({
     durable: true,
     settings: {
@@ -72,6 +75,7 @@ export async function startDurablePostgres(): Promise<{ server: PostgresServer; 
       max_wal_size: "8GB",
       min_wal_size: "2GB",
       checkpoint_timeout: "30min",
+      ...extraSettings,
     },
   });
   const sql = postgres(server.url, { max: 4, onnotice: () => {} });
@@ -115,13 +119,13 @@ export async function seedDatasources(sql: postgres.Sql, count: number): Promise
  */
 export async function startFunction(
   databaseUrl: string,
-  options: { parallel?: boolean; env?: Record<string, string> } = {},
+  options: { parallel?: boolean; env?: Record<string, string>; denoFlags?: string[] } = {},
 ): Promise<{ url: string; process: Deno.ChildProcess }> {
   const port = freePort();
   const ingestEnv = Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => k.startsWith("INGEST_")));
   const args = options.parallel
     ? ["serve", "--parallel", "--allow-net", "--allow-env", "--port", String(port), "bench/parallel_entry.ts"]
-    : ["run", "--allow-net", "--allow-env", "supabase/functions/ingest-data/index.ts"];
+    : ["run", ...(options.denoFlags ?? []), "--allow-net", "--allow-env", "supabase/functions/ingest-data/index.ts"];
   const process = new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,
@@ -152,7 +156,7 @@ export async function wrk(
   const keysFile = await Deno.makeTempFile({ suffix: ".lua" });
   await Deno.writeTextFile(keysFile, `return {\n${options.keys.map((k) => `  "${k.apiKey}",`).join("\n")}\n}\n`);
   const out = await run("wrk", [
-    "-t2",
+    `-t${Math.min(2, options.connections)}`,
     `-c${options.connections}`,
     `-d${options.durationS}s`,
     "--latency",

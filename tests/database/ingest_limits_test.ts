@@ -85,9 +85,10 @@ Deno.test("a batch refuses its requests over a key's limit alone (PT429 with the
   const s = await seedWorkspace(db.sql);
   const other = await seedWorkspace(db.sql);
   const limits = { requests_per_second: 1, requests_burst: 2, readings_per_second: 0, max_readings: 1 };
+  // The other key first: the refused request's index in the call is not its index among its key's requests.
   const requests = [
-    ...batch(s.datasourceId, s.keyId, 3),
     ...batch(other.datasourceId, other.keyId, 1),
+    ...batch(s.datasourceId, s.keyId, 3),
   ];
   const [row] = await asRole(
     db.sql,
@@ -95,8 +96,8 @@ Deno.test("a batch refuses its requests over a key's limit alone (PT429 with the
     (tx) => tx`select public.ingest_write_batch(${tx.json(requests)}, ${tx.json(limits)}) as r`,
   );
   const results = row!.r.results as { code?: string; limit?: Record<string, unknown> }[];
-  assert.deepEqual(results.map((r) => r.code ?? "stored"), ["stored", "stored", "PT429", "stored"]);
-  assert.deepEqual(results[2]!.limit, {
+  assert.deepEqual(results.map((r) => r.code ?? "stored"), ["stored", "stored", "stored", "PT429"]);
+  assert.deepEqual(results[3]!.limit, {
     code: "rate_limited",
     limit: "key_requests",
     limit_value: 2,
