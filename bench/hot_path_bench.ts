@@ -24,6 +24,7 @@ const inMemoryStore: Store = {
   resolveKey: () => Promise.resolve(resolved),
   write: () => Promise.reject(new Error("not used")),
   usage: () => Promise.reject(new Error("not used")),
+  flushBroadcasts: () => Promise.reject(new Error("not used")),
   close: () => Promise.resolve(),
 };
 const resolve = createKeyResolver(inMemoryStore, { ttlMs: 3_600_000, negativeTtlMs: 5_000 });

@@ -15,7 +15,8 @@
  * level security), applies the `values` broadcasts of the private channel
  * `datasource:<id>`, reads again after every (re)subscription (Realtime keeps
  * no queue), drops messages it already applied (by id), and never lets an
- * older observation replace a newer one.
+ * older observation replace a newer one. A broadcast whose values were too
+ * large to carry (`values_omitted`) makes it read the current values.
  *
  * @module
  */
@@ -66,6 +67,8 @@ interface ValuesMessage {
   observed_at_by_key?: Record<string, string>;
   received_at: string;
   values: Record<string, WidgetValue>;
+  /** The values were larger than a broadcast may carry: read them (`observed_at_by_key` names the DataKeys). */
+  values_omitted?: boolean;
 }
 
 const REMEMBERED_IDS = 1000;
@@ -109,13 +112,15 @@ export function watchDatasource(supabase: SupabaseClient, datasourceId: string, 
 
   function onMessage(message: { payload?: ValuesMessage; meta?: { id?: string } }) {
     const payload = message.payload;
-    if (stopped || !payload || typeof payload.values !== "object" || payload.values === null) return;
+    if (stopped || !payload) return;
     const id = message.meta?.id ?? payload.id;
     if (id) {
       if (applied.has(id)) return;
       applied.add(id);
       if (applied.size > REMEMBERED_IDS) applied.delete(applied.values().next().value!);
     }
+    if (payload.values_omitted === true) return readSafely();
+    if (typeof payload.values !== "object" || payload.values === null) return;
     const received_at = utc(payload.received_at);
     // Each DataKey's observation time when the message has them, else the message's; a message without
     // either (sent by an older migration) carries values observed when received.

@@ -71,6 +71,9 @@ const config = loadConfig({
   INGEST_DATABASE_URL: "",
 });
 const store = createStore(config.store);
+// The database's own flush of pending broadcasts, as pg_cron runs it every second on Supabase: it sends what
+// writes made outside this server's function (deno task admin, SQL) left pending.
+const flushLoop = setInterval(() => store.flushBroadcasts().catch(() => {}), 1_000);
 const handler = createHandler({
   config,
   store,
@@ -115,6 +118,7 @@ async function shutdown() {
   if (stopping) return;
   stopping = true;
   console.log("Stopping…");
+  clearInterval(flushLoop);
   await standIns.close();
   await server.shutdown();
   await store.close();

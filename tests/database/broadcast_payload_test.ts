@@ -33,6 +33,11 @@ async function stored(sql: Sql, s: Seeded, dataKey: string): Promise<{ observed_
   return { observed_at: row!.o, received_at: row!.r };
 }
 
+/** The broadcast budget off (0): one message per commit, so that each commit's payload is seen. */
+async function everyCommit(sql: Sql): Promise<void> {
+  await sql`update public.datasources set broadcasts_per_second = 0`;
+}
+
 function assertApiTimes(message: Message) {
   for (const time of [message.observed_at, message.received_at, ...Object.values(message.observed_at_by_key ?? {})]) {
     assert.match(time, API_TIME);
@@ -42,6 +47,7 @@ function assertApiTimes(message: Message) {
 Deno.test("ingest_write: times cut to milliseconds with Z; no message when every value was superseded", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
+  await everyCommit(db.sql);
   const write = (values: object, observedAt: string) =>
     db.sql`select public.ingest_write(${s.datasourceId}, ${s.keyId}, ${db.sql.json(values as never)}, ${observedAt})`;
   await write({ temperature: 1, production_output: { labels: ["a"], values: [1] } }, "2026-11-26T10:00:00.123999Z");
@@ -61,6 +67,7 @@ Deno.test("ingest_write_batch: observed_at and observed_at_by_key per message; n
   await using db = await createTestDatabase();
   const a = await seedWorkspace(db.sql);
   const b = await seedWorkspace(db.sql);
+  await everyCommit(db.sql);
   const batch = (requests: object[]) => db.sql`select public.ingest_write_batch(${db.sql.json(requests as never)})`;
   const request = (s: Seeded, values: object, observed_at?: string) => ({
     datasource_id: s.datasourceId,

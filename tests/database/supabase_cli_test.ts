@@ -63,5 +63,6 @@ Deno.test("supabase migration up applies every migration; db advisors report not
   assert.deepEqual(noPolicy.map((f) => `${f.metadata?.schema}.${f.metadata?.name}`), [
     "private.idempotency_keys",
     "private.key_buckets",
+    "private.realtime_activity",
   ]);
 });

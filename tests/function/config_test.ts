@@ -13,6 +13,8 @@ const DEFAULT_LIMITS = {
   workspace_readings_burst: 0,
   workspace_readings_per_day: 0,
   workspace_readings_per_month: 0,
+  realtime_messages_per_second: 100,
+  realtime_max_payload_bytes: 200_000,
 };
 
 Deno.test("defaults: postgres store from SUPABASE_DB_URL (preferred) or DATABASE_URL, 1 MiB body, 30 s key cache", () => {
@@ -96,7 +98,7 @@ Deno.test("payload limits and the rate limit have defaults and can be set", () =
   );
 });
 
-Deno.test("workspace limits' defaults come from INGEST_WORKSPACE_* and go to the database with the key's", () => {
+Deno.test("workspace limits' defaults come from INGEST_WORKSPACE_* and go to the database with the key's and Realtime's", () => {
   const config = loadConfig({
     DATABASE_URL: "x",
     INGEST_RATE_LIMIT_PER_SECOND: "7",
@@ -104,6 +106,8 @@ Deno.test("workspace limits' defaults come from INGEST_WORKSPACE_* and go to the
     INGEST_WORKSPACE_READINGS_BURST: "60",
     INGEST_WORKSPACE_READINGS_PER_DAY: "1000",
     INGEST_WORKSPACE_READINGS_PER_MONTH: "20000",
+    INGEST_REALTIME_MAX_MESSAGES_PER_SECOND: "0",
+    INGEST_REALTIME_MAX_PAYLOAD_BYTES: "3000000",
   });
   assert.deepEqual(config.store.limits, {
     ...DEFAULT_LIMITS,
@@ -112,7 +116,13 @@ Deno.test("workspace limits' defaults come from INGEST_WORKSPACE_* and go to the
     workspace_readings_burst: 60,
     workspace_readings_per_day: 1000,
     workspace_readings_per_month: 20000,
+    realtime_messages_per_second: 0,
+    realtime_max_payload_bytes: 3_000_000,
   });
+  assert.throws(
+    () => loadConfig({ DATABASE_URL: "x", INGEST_REALTIME_MAX_PAYLOAD_BYTES: "0" }),
+    /INGEST_REALTIME_MAX_PAYLOAD_BYTES must be a positive integer/,
+  );
   assert.throws(
     () => loadConfig({ DATABASE_URL: "x", INGEST_WORKSPACE_READINGS_PER_DAY: "-1" }),
     /INGEST_WORKSPACE_READINGS_PER_DAY must be a non-negative integer/,

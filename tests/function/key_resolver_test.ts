@@ -18,6 +18,7 @@ function countingStore(url: string): Store & { lookups: number } {
     },
     write: store.write,
     usage: store.usage,
+    flushBroadcasts: store.flushBroadcasts,
     close: store.close,
   };
   return counted;

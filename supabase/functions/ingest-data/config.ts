@@ -40,6 +40,13 @@ export interface LimitDefaults {
   workspace_readings_per_day: number;
   /** `INGEST_WORKSPACE_READINGS_PER_MONTH` (UTC month), default 0 (none). */
   workspace_readings_per_month: number;
+  /**
+   * `INGEST_REALTIME_MAX_MESSAGES_PER_SECOND`, default 100 (Supabase Free's quota; 0: none): the broadcasts
+   * of all datasources together, shared equally by those that broadcast.
+   */
+  realtime_messages_per_second: number;
+  /** `INGEST_REALTIME_MAX_PAYLOAD_BYTES`, default 200,000: larger values are read, not broadcast. */
+  realtime_max_payload_bytes: number;
 }
 
 /**
@@ -126,6 +133,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workspace_readings_burst: positiveInteger(env, "INGEST_WORKSPACE_READINGS_BURST", 0, { allowZero: true }),
     workspace_readings_per_day: positiveInteger(env, "INGEST_WORKSPACE_READINGS_PER_DAY", 0, { allowZero: true }),
     workspace_readings_per_month: positiveInteger(env, "INGEST_WORKSPACE_READINGS_PER_MONTH", 0, { allowZero: true }),
+    realtime_messages_per_second: positiveInteger(env, "INGEST_REALTIME_MAX_MESSAGES_PER_SECOND", 100, {
+      allowZero: true,
+    }),
+    realtime_max_payload_bytes: positiveInteger(env, "INGEST_REALTIME_MAX_PAYLOAD_BYTES", 200_000),
   };
   return {
     store: { ...loadStoreConfig(env), limits },

@@ -287,6 +287,14 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
         throw toStoreError(error);
       }
     },
+    async flushBroadcasts() {
+      try {
+        const [row] = await query(`select public.ingest_flush_broadcasts(${limitsArg}) as next`);
+        return row?.next ?? null;
+      } catch (error) {
+        throw toStoreError(error);
+      }
+    },
     write(request) {
       const lane = enter(request.datasourceId);
       return new Promise<WriteResult>((resolve, reject) => {

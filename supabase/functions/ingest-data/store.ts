@@ -166,6 +166,8 @@ export interface Store {
   write(request: WriteRequest): Promise<WriteResult>;
   /** What the key and its workspace may still send now (`ingest_usage`). */
   usage(keyId: string): Promise<unknown>;
+  /** Sends the pending broadcasts that are due; seconds until the next is due, null when none is pending. */
+  flushBroadcasts(): Promise<number | null>;
   /** Closes connections. */
   close(): Promise<void>;
 }

@@ -81,6 +81,9 @@ export function createSupabaseStore(
     usage(keyId) {
       return call<unknown>("ingest_usage", { p_key_id: keyId, p_limits: limits });
     },
+    flushBroadcasts() {
+      return call<number | null>("ingest_flush_broadcasts", { p_limits: limits });
+    },
     async close() {},
   };
 }
