@@ -166,11 +166,12 @@ try {
     const cpu0 = postgresCpuSeconds(server.dataDir);
     const figures = await wrk(fn.url, { keys, connections: CONNECTIONS, durationS: DURATION_S });
     const cpu = postgresCpuSeconds(server.dataDir) - cpu0;
+    const [after] = await sql`select (now() at time zone 'UTC')::text as at`; // the function's sessions write in UTC
     stop.done = true;
     const requests = figures.ok + figures.non_2xx + await probing;
     await new Promise((resolve) => setTimeout(resolve, 1000)); // the last probes and pending broadcasts
     const perDatasource = await sql`select count(*)::int as n from realtime.messages
-      where inserted_at > ${before!.at}::timestamp group by topic`;
+      where inserted_at > ${before!.at}::timestamp and inserted_at <= ${after!.at}::timestamp group by topic`;
     const messages = perDatasource.reduce((sum, r) => sum + r.n, 0);
     const sorted = latencies.toSorted((a, b) => a - b);
     const pick = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN);
