@@ -38,10 +38,12 @@ export const ALLOWED_GRANTS: readonly string[] = [
   "authenticated column public.datasources.enabled insert",
   "authenticated column public.datasources.keep_history insert",
   "authenticated column public.datasources.broadcasts_per_second insert",
+  "authenticated column public.datasources.history_days insert",
   "authenticated column public.datasources.name update",
   "authenticated column public.datasources.enabled update",
   "authenticated column public.datasources.keep_history update",
   "authenticated column public.datasources.broadcasts_per_second update",
+  "authenticated column public.datasources.history_days update",
   "authenticated table public.datasources delete",
   "authenticated table public.widgets select",
   "authenticated column public.widgets.id insert",
@@ -78,6 +80,7 @@ export const ALLOWED_GRANTS: readonly string[] = [
   "authenticated function public.twin_datasources() execute",
   // The dashboards' first read of the latest values (security invoker: RLS decides).
   "authenticated function public.datasource_latest_values(p_datasource_id uuid) execute",
+  "authenticated function public.datasource_history(p_datasource_id uuid, p_keys text[], p_from timestamp with time zone, p_to timestamp with time zone, p_interval interval, p_agg text, p_limit integer, p_cursor text) execute",
   // Limits: owners and editors read a workspace's (RLS), only owners write them; members read usage and
   // throttles; workspace_usage_now summarises them (security invoker: RLS decides).
   "authenticated table public.workspace_limits select",
@@ -90,6 +93,11 @@ export const ALLOWED_GRANTS: readonly string[] = [
   // What row level security policies and check constraints run as the calling user.
   "authenticated function private.has_workspace_role(p_workspace_id uuid, p_roles text[]) execute",
   "authenticated function private.has_datasource_role(p_datasource_id uuid, p_roles text[]) execute",
+  // datasource_history's helpers (it runs as the caller) and the history's row level security.
+  "authenticated function private.readable_datasources() execute",
+  "authenticated function private.history_value(p_value jsonb, p_sub_key text) execute",
+  "authenticated function private.history_keys(p_keys text[]) execute",
+  "authenticated function private.check_history_arguments(p_keys text[], p_from timestamp with time zone, p_to timestamp with time zone, p_interval interval, p_agg text, p_limit integer, p_cursor text) execute",
   "authenticated function private.can_receive_topic(p_topic text) execute",
   "authenticated function private.is_valid_key_name(name text) execute",
   "authenticated function private.has_two_sub_keys(settings jsonb, first text, second text) execute",

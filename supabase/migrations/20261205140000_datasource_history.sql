@@ -1,0 +1,189 @@
+-- History as dashboards read it: "the last 24 hours of motor_stats.rpm in
+-- 1-minute averages" in one call, bucketed in the database.
+
+-- The datasources the current user may read, for row level security on the history: evaluated once per query
+-- (a hashed set), where a per-row membership check would cost more than the row on a long range.
+create function private.readable_datasources()
+returns setof uuid
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select d.id
+  from public.datasources d
+  join public.workspace_members m on m.workspace_id = d.workspace_id
+  where m.user_id = (select auth.uid());
+$$;
+revoke all on function private.readable_datasources() from public;
+grant execute on function private.readable_datasources() to authenticated;
+
+drop policy datasource_readings_select_members on public.datasource_readings;
+-- Members see the history of their datasources.
+create policy datasource_readings_select_members on public.datasource_readings
+for select to authenticated
+using (datasource_id in (select private.readable_datasources()));
+
+-- The value a history request names: a DataKey's value, or with `data_key.sub_key` one field of a DoubleData value.
+create function private.history_value(p_value jsonb, p_sub_key text)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when p_sub_key is null then p_value else p_value -> p_sub_key end;
+$$;
+revoke all on function private.history_value(jsonb, text) from public;
+grant execute on function private.history_value(jsonb, text) to authenticated, service_role;
+
+-- A datasource's history between p_from (included) and p_to (excluded) for the DataKeys in p_keys (a DoubleData
+-- field as `motor_stats.rpm`). With p_agg avg, min, max, sum or count: one row per DataKey and p_interval bucket
+-- (aligned to 1970-01-01T00:00:00Z, so buckets are the same whatever p_from) over the numeric readings; first and
+-- last: a bucket's first or last reading whatever its type (a chart's snapshot); none: the readings themselves,
+-- oldest first, at most p_limit, each with a cursor to pass as p_cursor for the next ones. At most 1,500 buckets a
+-- call (a day at 1 minute is 1,440). Row level security decides what the caller sees (security invoker): others get no rows.
+create function public.datasource_history(
+  p_datasource_id uuid,
+  p_keys text[],
+  p_from timestamptz,
+  p_to timestamptz,
+  p_interval interval default null,
+  p_agg text default 'avg',
+  p_limit integer default 1000,
+  p_cursor text default null
+)
+returns table (data_key text, "time" text, value jsonb, readings bigint, cursor text)
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+declare
+  v_after_time timestamptz;
+  v_after_id bigint;
+begin
+  perform private.check_history_arguments(p_keys, p_from, p_to, p_interval, p_agg, p_limit, p_cursor);
+  if p_agg = 'none' then
+    if p_cursor is not null then
+      v_after_time := split_part(p_cursor, '|', 1)::timestamptz;
+      v_after_id := split_part(p_cursor, '|', 2)::bigint;
+    end if;
+    return query
+    select k.name, to_char(r.observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+      private.history_value(r.value, k.sub_key), 1::bigint,
+      to_char(r.observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '|' || r.id
+    from private.history_keys(p_keys) k
+    join public.datasource_readings r
+      on r.datasource_id = p_datasource_id and r.data_key = k.data_key
+      and r.observed_at >= p_from and r.observed_at < p_to
+    where v_after_time is null or (r.observed_at, r.id) > (v_after_time, v_after_id)
+    order by r.observed_at, r.id
+    limit p_limit;
+    return;
+  end if;
+  return query
+  select b.name, to_char(b.bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    case p_agg
+      when 'avg' then to_jsonb(b.avg)
+      when 'min' then to_jsonb(b.min)
+      when 'max' then to_jsonb(b.max)
+      when 'sum' then to_jsonb(b.sum)
+      when 'count' then to_jsonb(b.numbers)
+      when 'first' then b.first
+      else b.last
+    end,
+    case when p_agg in ('first', 'last') then b.all_readings else b.numbers end,
+    null::text
+  from (
+    select k.name, date_bin(p_interval, r.observed_at, timestamptz '1970-01-01 00:00:00+00') as bucket,
+      avg(x.number) as avg, min(x.number) as min, max(x.number) as max, sum(x.number) as sum,
+      count(x.number) as numbers, count(*) as all_readings,
+      (array_agg(x.value order by r.observed_at, r.id))[1] as first,
+      (array_agg(x.value order by r.observed_at desc, r.id desc))[1] as last
+    from private.history_keys(p_keys) k
+    join public.datasource_readings r
+      on r.datasource_id = p_datasource_id and r.data_key = k.data_key
+      and r.observed_at >= p_from and r.observed_at < p_to
+    cross join lateral (
+      select private.history_value(r.value, k.sub_key) as value,
+        case when jsonb_typeof(private.history_value(r.value, k.sub_key)) = 'number'
+          then (private.history_value(r.value, k.sub_key))::float8 end as number
+    ) x
+    group by k.name, 2
+  ) b
+  where p_agg in ('first', 'last') or b.numbers > 0
+  order by b.name, b.bucket
+  limit p_limit;
+end;
+$$;
+revoke all on function public.datasource_history(uuid, text[], timestamptz, timestamptz, interval, text, integer, text)
+  from public, anon, authenticated, service_role;
+grant execute on function public.datasource_history(uuid, text[], timestamptz, timestamptz, interval, text, integer, text)
+  to authenticated, service_role;
+
+-- The requested names split into DataKey and DoubleData field.
+create function private.history_keys(p_keys text[])
+returns table (name text, data_key text, sub_key text)
+language sql
+immutable
+set search_path = ''
+as $$
+  select k, split_part(k, '.', 1), nullif(substr(k, length(split_part(k, '.', 1)) + 2), '')
+  from unnest(p_keys) k;
+$$;
+revoke all on function private.history_keys(text[]) from public;
+grant execute on function private.history_keys(text[]) to authenticated, service_role;
+
+-- datasource_history's arguments, each error naming the one at fault (SQLSTATE 22023, a 400 through PostgREST).
+create function private.check_history_arguments(
+  p_keys text[], p_from timestamptz, p_to timestamptz, p_interval interval, p_agg text, p_limit integer,
+  p_cursor text
+)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_buckets numeric;
+begin
+  if p_agg is null or p_agg not in ('avg', 'min', 'max', 'sum', 'count', 'first', 'last', 'none') then
+    raise exception 'Cannot read history: p_agg must be one of avg, min, max, sum, count, first, last, none, got %',
+      coalesce('"' || p_agg || '"', 'null') using errcode = '22023';
+  end if;
+  if p_keys is null or cardinality(p_keys) not between 1 and 20 or array_position(p_keys, null) is not null
+     or exists (select 1 from unnest(p_keys) k where k = '' or k like '%.%.%') then
+    raise exception 'Cannot read history: p_keys must name 1 to 20 DataKeys (a DoubleData field as "motor_stats.rpm")'
+      using errcode = '22023';
+  end if;
+  if p_from is null or p_to is null or p_from >= p_to then
+    raise exception 'Cannot read history: p_from must be before p_to' using errcode = '22023';
+  end if;
+  if p_limit is null or p_limit not between 1 and 10000 then
+    raise exception 'Cannot read history: p_limit must be from 1 to 10000, got %', coalesce(p_limit::text, 'null')
+      using errcode = '22023';
+  end if;
+  if p_cursor is not null and (p_agg <> 'none' or p_cursor !~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\|\d+$') then
+    raise exception 'Cannot read history: p_cursor must be a cursor datasource_history returned with p_agg none'
+      using errcode = '22023';
+  end if;
+  if p_agg = 'none' then
+    return;
+  end if;
+  if p_interval is null or p_interval <= interval '0'
+     or extract(year from p_interval) <> 0 or extract(month from p_interval) <> 0 then
+    raise exception 'Cannot read history: p_interval must be a positive interval in days, hours, minutes or seconds, got %',
+      coalesce(p_interval::text, 'null') using errcode = '22023';
+  end if;
+  v_buckets := floor(extract(epoch from p_to) / extract(epoch from p_interval))
+    - floor(extract(epoch from p_from) / extract(epoch from p_interval)) + 1;
+  if v_buckets > 1500 then
+    raise exception 'Cannot read history: p_interval % makes % buckets from p_from to p_to; at most 1500 a call',
+      p_interval, v_buckets using errcode = '22023';
+  end if;
+end;
+$$;
+revoke all on function private.check_history_arguments(text[], timestamptz, timestamptz, interval, text, integer, text)
+  from public;
+grant execute on function private.check_history_arguments(text[], timestamptz, timestamptz, interval, text, integer,
+  text) to authenticated, service_role;
