@@ -66,7 +66,7 @@ async function fillHistory(): Promise<void> {
     select d.id, case when n % 2 = 0 then 'temperature' else 'motor_stats' end,
       case when n % 2 = 0 then to_jsonb(round((20 + 10 * sin(n / 500.0))::numeric, 2))
         else jsonb_build_object('rpm', 1500 + n % 300, 'vibration', 0.5) end,
-      now() - make_interval(secs => ${DAYS * 86400} - n * ${step}), now()
+      now() - make_interval(secs => ${DAYS * 86400}::float8 - n * ${step}::float8), now()
     from public.datasources d, generate_series(0, ${perDatasource - 1}) n`;
   progress(SCRIPT, "the unpartitioned copy");
   await sql`create schema bench`;

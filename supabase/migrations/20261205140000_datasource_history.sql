@@ -24,18 +24,6 @@ create policy datasource_readings_select_members on public.datasource_readings
 for select to authenticated
 using (datasource_id in (select private.readable_datasources()));
 
--- The value a history request names: a DataKey's value, or with `data_key.sub_key` one field of a DoubleData value.
-create function private.history_value(p_value jsonb, p_sub_key text)
-returns jsonb
-language sql
-immutable
-set search_path = ''
-as $$
-  select case when p_sub_key is null then p_value else p_value -> p_sub_key end;
-$$;
-revoke all on function private.history_value(jsonb, text) from public;
-grant execute on function private.history_value(jsonb, text) to authenticated, service_role;
-
 -- A datasource's history between p_from (included) and p_to (excluded) for the DataKeys in p_keys (a DoubleData
 -- field as `motor_stats.rpm`). With p_agg avg, min, max, sum or count: one row per DataKey and p_interval bucket
 -- (aligned to 1970-01-01T00:00:00Z, so buckets are the same whatever p_from) over the numeric readings; first and
@@ -61,6 +49,9 @@ as $$
 declare
   v_after_time timestamptz;
   v_after_id bigint;
+  v_name text;
+  v_key text;
+  v_sub_key text;
 begin
   perform private.check_history_arguments(p_keys, p_from, p_to, p_interval, p_agg, p_limit, p_cursor);
   if p_agg = 'none' then
@@ -70,9 +61,13 @@ begin
     end if;
     return query
     select k.name, to_char(r.observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-      private.history_value(r.value, k.sub_key), 1::bigint,
+      case when k.sub_key is null then r.value else r.value -> k.sub_key end, 1::bigint,
       to_char(r.observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '|' || r.id
-    from private.history_keys(p_keys) k
+    from (
+      select n as name, split_part(n, '.', 1) as data_key, nullif(substr(n, length(split_part(n, '.', 1)) + 2), '')
+        as sub_key
+      from unnest(p_keys) n
+    ) k
     join public.datasource_readings r
       on r.datasource_id = p_datasource_id and r.data_key = k.data_key
       and r.observed_at >= p_from and r.observed_at < p_to
@@ -81,58 +76,56 @@ begin
     limit p_limit;
     return;
   end if;
-  return query
-  select b.name, to_char(b.bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-    case p_agg
-      when 'avg' then to_jsonb(b.avg)
-      when 'min' then to_jsonb(b.min)
-      when 'max' then to_jsonb(b.max)
-      when 'sum' then to_jsonb(b.sum)
-      when 'count' then to_jsonb(b.numbers)
-      when 'first' then b.first
-      else b.last
-    end,
-    case when p_agg in ('first', 'last') then b.all_readings else b.numbers end,
-    null::text
-  from (
-    select k.name, date_bin(p_interval, r.observed_at, timestamptz '1970-01-01 00:00:00+00') as bucket,
-      avg(x.number) as avg, min(x.number) as min, max(x.number) as max, sum(x.number) as sum,
-      count(x.number) as numbers, count(*) as all_readings,
-      (array_agg(x.value order by r.observed_at, r.id))[1] as first,
-      (array_agg(x.value order by r.observed_at desc, r.id desc))[1] as last
-    from private.history_keys(p_keys) k
-    join public.datasource_readings r
-      on r.datasource_id = p_datasource_id and r.data_key = k.data_key
-      and r.observed_at >= p_from and r.observed_at < p_to
-    cross join lateral (
-      select private.history_value(r.value, k.sub_key) as value,
-        case when jsonb_typeof(private.history_value(r.value, k.sub_key)) = 'number'
-          then (private.history_value(r.value, k.sub_key))::float8 end as number
-    ) x
-    group by k.name, 2
-  ) b
-  where p_agg in ('first', 'last') or b.numbers > 0
-  order by b.name, b.bucket
-  limit p_limit;
+  -- One query per DataKey: each is an index range scan of its own (a join with the list of keys sorted every
+  -- reading of the range instead).
+  foreach v_name in array p_keys loop
+    v_key := split_part(v_name, '.', 1);
+    v_sub_key := nullif(substr(v_name, length(v_key) + 2), '');
+    if p_agg in ('first', 'last') then
+      return query
+      select distinct on (b.bucket) v_name, to_char(b.bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        case when v_sub_key is null then b.value else b.value -> v_sub_key end, count(*) over (partition by b.bucket),
+        null::text
+      from (
+        select date_bin(p_interval, r.observed_at, timestamptz '1970-01-01 00:00:00+00') as bucket, r.value,
+          r.observed_at, r.id
+        from public.datasource_readings r
+        where r.datasource_id = p_datasource_id and r.data_key = v_key
+          and r.observed_at >= p_from and r.observed_at < p_to
+      ) b
+      order by b.bucket,
+        case when p_agg = 'first' then b.observed_at end, case when p_agg = 'last' then b.observed_at end desc,
+        case when p_agg = 'first' then b.id end, case when p_agg = 'last' then b.id end desc
+      limit p_limit;
+    else
+      return query
+      select v_name, to_char(b.bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        to_jsonb(case p_agg when 'avg' then b.avg when 'min' then b.min when 'max' then b.max when 'sum' then b.sum
+          else b.numbers end),
+        b.numbers::bigint, null::text
+      from (
+        select date_bin(p_interval, r.observed_at, timestamptz '1970-01-01 00:00:00+00') as bucket,
+          avg(x.number) as avg, min(x.number) as min, max(x.number) as max, sum(x.number) as sum,
+          count(x.number)::float8 as numbers
+        from public.datasource_readings r
+        -- Written out, not a function: a function with its own search_path is called per reading, never inlined.
+        cross join lateral (select case when v_sub_key is null then r.value else r.value -> v_sub_key end as value) v
+        cross join lateral (select case when jsonb_typeof(v.value) = 'number' then v.value::float8 end as number) x
+        where r.datasource_id = p_datasource_id and r.data_key = v_key
+          and r.observed_at >= p_from and r.observed_at < p_to
+        group by 1
+      ) b
+      where b.numbers > 0
+      order by b.bucket
+      limit p_limit;
+    end if;
+  end loop;
 end;
 $$;
 revoke all on function public.datasource_history(uuid, text[], timestamptz, timestamptz, interval, text, integer, text)
   from public, anon, authenticated, service_role;
 grant execute on function public.datasource_history(uuid, text[], timestamptz, timestamptz, interval, text, integer, text)
   to authenticated, service_role;
-
--- The requested names split into DataKey and DoubleData field.
-create function private.history_keys(p_keys text[])
-returns table (name text, data_key text, sub_key text)
-language sql
-immutable
-set search_path = ''
-as $$
-  select k, split_part(k, '.', 1), nullif(substr(k, length(split_part(k, '.', 1)) + 2), '')
-  from unnest(p_keys) k;
-$$;
-revoke all on function private.history_keys(text[]) from public;
-grant execute on function private.history_keys(text[]) to authenticated, service_role;
 
 -- datasource_history's arguments, each error naming the one at fault (SQLSTATE 22023, a 400 through PostgREST).
 create function private.check_history_arguments(

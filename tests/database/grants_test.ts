@@ -95,8 +95,6 @@ export const ALLOWED_GRANTS: readonly string[] = [
   "authenticated function private.has_datasource_role(p_datasource_id uuid, p_roles text[]) execute",
   // datasource_history's helpers (it runs as the caller) and the history's row level security.
   "authenticated function private.readable_datasources() execute",
-  "authenticated function private.history_value(p_value jsonb, p_sub_key text) execute",
-  "authenticated function private.history_keys(p_keys text[]) execute",
   "authenticated function private.check_history_arguments(p_keys text[], p_from timestamp with time zone, p_to timestamp with time zone, p_interval interval, p_agg text, p_limit integer, p_cursor text) execute",
   "authenticated function private.can_receive_topic(p_topic text) execute",
   "authenticated function private.is_valid_key_name(name text) execute",
