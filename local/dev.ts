@@ -53,7 +53,7 @@ const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
 await applyPlatformFixture(sql);
 const applied = await applyMigrations(sql);
 console.log(`Migrations: ${applied.length} applied, database up to date`);
-await sql`select private.maintain_history()`;
+await sql`select private.maintain_history(), private.roll_up_history()`;
 await Deno.mkdir(DEV_DIR, { recursive: true });
 const keyFile = `${DEV_DIR}demo_key`;
 const demo = await seedDemo(sql, { keyFile, newKey: Deno.args.includes("--new-key") });
@@ -75,8 +75,8 @@ const store = createStore(config.store);
 // The database's own flush of pending broadcasts, as pg_cron runs it every second on Supabase: it sends what
 // writes made outside this server's function (deno task admin, SQL) left pending.
 const flushLoop = setInterval(() => store.flushBroadcasts().catch(() => {}), 1_000);
-// The history's upkeep, as pg_cron runs it every hour on Supabase (once at start above).
-const upkeepLoop = setInterval(() => maintainHistory(databaseUrl).catch(() => {}), 3_600_000);
+// The history's upkeep and rollups, as pg_cron runs them on Supabase (hourly and every ten minutes; once at start above).
+const upkeepLoop = setInterval(() => maintainHistory(databaseUrl).catch(() => {}), 600_000);
 const handler = createHandler({
   config,
   store,
@@ -169,11 +169,11 @@ JWT secret: ${secretNote(jwt)}
 Ctrl-C stops it.
 `);
 
-/** Runs private.maintain_history() on a connection of its own. */
+/** Runs private.maintain_history() and private.roll_up_history() on a connection of their own. */
 async function maintainHistory(url: string): Promise<void> {
   const db = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    await db`select private.maintain_history()`;
+    await db`select private.maintain_history(), private.roll_up_history()`;
   } finally {
     await db.end();
   }

@@ -52,8 +52,15 @@ declare
   v_name text;
   v_key text;
   v_sub_key text;
+  -- Whole-hour buckets read the rollups for the complete hours from v_rolled_from to v_rolled_to.
+  v_hours boolean := p_agg not in ('first', 'last', 'none') and extract(epoch from p_interval)::numeric % 3600 = 0;
+  v_rolled_from timestamptz := date_trunc('hour', p_from) + case when date_trunc('hour', p_from) < p_from
+    then interval '1 hour' else interval '0' end;
+  v_rolled_to timestamptz := least(date_trunc('hour', p_to),
+    date_trunc('hour', (select r.rolled_to from private.history_rollup r)));
 begin
   perform private.check_history_arguments(p_keys, p_from, p_to, p_interval, p_agg, p_limit, p_cursor);
+  v_hours := coalesce(v_hours and v_rolled_from < v_rolled_to, false);
   if p_agg = 'none' then
     if p_cursor is not null then
       v_after_time := split_part(p_cursor, '|', 1)::timestamptz;
@@ -100,20 +107,32 @@ begin
     else
       return query
       select v_name, to_char(b.bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        to_jsonb(case p_agg when 'avg' then b.avg when 'min' then b.min when 'max' then b.max when 'sum' then b.sum
-          else b.numbers end),
+        to_jsonb(case p_agg when 'avg' then b.sum / b.numbers when 'min' then b.min when 'max' then b.max
+          when 'sum' then b.sum else b.numbers end),
         b.numbers::bigint, null::text
       from (
-        select date_bin(p_interval, r.observed_at, timestamptz '1970-01-01 00:00:00+00') as bucket,
-          avg(x.number) as avg, min(x.number) as min, max(x.number) as max, sum(x.number) as sum,
-          count(x.number)::float8 as numbers
-        from public.datasource_readings r
-        -- Written out, not a function: a function with its own search_path is called per reading, never inlined.
-        cross join lateral (select case when v_sub_key is null then r.value else r.value -> v_sub_key end as value) v
-        cross join lateral (select case when jsonb_typeof(v.value) = 'number' then v.value::float8 end as number) x
-        where r.datasource_id = p_datasource_id and r.data_key = v_key
-          and r.observed_at >= p_from and r.observed_at < p_to
-        group by 1
+        select p.bucket, sum(p.sum) as sum, min(p.min) as min, max(p.max) as max, sum(p.numbers) as numbers
+        from (
+          -- The complete hours the rollups hold, when buckets are whole hours.
+          select date_bin(p_interval, h.hour, timestamptz '1970-01-01 00:00:00+00') as bucket, h.sum, h.min, h.max,
+            h.readings::float8 as numbers
+          from private.history_hours h
+          where v_hours and h.datasource_id = p_datasource_id and h.name = v_name
+            and h.hour >= v_rolled_from and h.hour < v_rolled_to
+          union all
+          -- The readings of the rest.
+          select date_bin(p_interval, r.observed_at, timestamptz '1970-01-01 00:00:00+00'), sum(x.number),
+            min(x.number), max(x.number), count(x.number)::float8
+          from public.datasource_readings r
+          -- Written out, not a function: a function with its own search_path is called per reading, never inlined.
+          cross join lateral (select case when v_sub_key is null then r.value else r.value -> v_sub_key end as value) v
+          cross join lateral (select case when jsonb_typeof(v.value) = 'number' then v.value::float8 end as number) x
+          where r.datasource_id = p_datasource_id and r.data_key = v_key
+            and r.observed_at >= p_from and r.observed_at < p_to
+            and not (v_hours and r.observed_at >= v_rolled_from and r.observed_at < v_rolled_to)
+          group by 1
+        ) p
+        group by p.bucket
       ) b
       where b.numbers > 0
       order by b.bucket
@@ -180,3 +199,110 @@ revoke all on function private.check_history_arguments(text[], timestamptz, time
   from public;
 grant execute on function private.check_history_arguments(text[], timestamptz, timestamptz, interval, text, integer,
   text) to authenticated, service_role;
+
+-- Hour rollups: a 30-day read at 1-hour buckets reads 720 rows instead of every reading (docs/performance.md,
+-- "History"). Each hour of a DataKey's numbers (and of each numeric field of an object value, as
+-- `motor_stats.rpm`): how many, their sum, min and max. private.roll_up_history() recomputes the hours touched by the
+-- readings received since its last run (found by a BRIN index on received_at, which costs the writes next to
+-- nothing), so a late backfill is counted at the next run; datasource_history() reads the rollups for the complete
+-- hours before that run and the readings for the rest.
+create index datasource_readings_received_at_idx on public.datasource_readings using brin (received_at);
+
+create table private.history_hours (
+  datasource_id uuid not null,
+  name text not null,
+  hour timestamptz not null,
+  readings bigint not null,
+  sum double precision not null,
+  min double precision not null,
+  max double precision not null,
+  primary key (datasource_id, name, hour)
+);
+alter table private.history_hours enable row level security;
+revoke all on table private.history_hours from public, anon, authenticated, service_role;
+grant select on table private.history_hours to authenticated, service_role;
+-- Members read the rollups of their datasources (datasource_history runs as the caller).
+create policy history_hours_select_members on private.history_hours
+for select to authenticated
+using (datasource_id in (select private.readable_datasources()));
+
+-- Readings received before `rolled_to` are in the rollups.
+create table private.history_rollup (
+  singleton boolean primary key default true check (singleton),
+  rolled_to timestamptz not null default '-infinity'
+);
+alter table private.history_rollup enable row level security;
+revoke all on table private.history_rollup from public, anon, authenticated, service_role;
+grant select on table private.history_rollup to authenticated, service_role;
+-- Anyone who may read history may know how far the rollups go.
+create policy history_rollup_select on private.history_rollup for select to authenticated using (true);
+insert into private.history_rollup default values;
+
+-- Recomputes the hours touched by the readings received since the last run, up to a minute before p_now (a write
+-- still in flight then has a received_at before it), and deletes the hours past each datasource's retention.
+-- Returns how many hours it wrote.
+create function private.roll_up_history(p_now timestamptz default now())
+returns integer
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_from timestamptz;
+  v_to timestamptz := p_now - interval '1 minute';
+  v_written integer := 0;
+begin
+  select r.rolled_to into v_from from private.history_rollup r for update;
+  if v_to > v_from then
+    with touched as (
+      select distinct r.datasource_id, r.data_key, date_trunc('hour', r.observed_at) as hour
+      from public.datasource_readings r
+      where r.received_at > v_from and r.received_at <= v_to
+    ), readings as (
+      select t.datasource_id, t.data_key, t.hour, r.value
+      from touched t
+      join public.datasource_readings r
+        on r.datasource_id = t.datasource_id and r.data_key = t.data_key
+        and r.observed_at >= t.hour and r.observed_at < t.hour + interval '1 hour'
+    ), numbers as (
+      select x.datasource_id, x.data_key as name, x.hour, x.value::float8 as n
+      from readings x where jsonb_typeof(x.value) = 'number'
+      union all
+      select x.datasource_id, x.data_key || '.' || f.key, x.hour, f.value::float8
+      from readings x
+      cross join lateral jsonb_each(case when jsonb_typeof(x.value) = 'object' then x.value end) f
+      where jsonb_typeof(f.value) = 'number'
+    )
+    insert into private.history_hours as h (datasource_id, name, hour, readings, sum, min, max)
+    select n.datasource_id, n.name, n.hour, count(*), sum(n.n), min(n.n), max(n.n)
+    from numbers n
+    group by 1, 2, 3
+    on conflict (datasource_id, name, hour) do update
+      set readings = excluded.readings, sum = excluded.sum, min = excluded.min, max = excluded.max;
+    get diagnostics v_written = row_count;
+    update private.history_rollup set rolled_to = v_to;
+  end if;
+
+  delete from private.history_hours h
+  using public.datasources d
+  left join public.workspace_limits w on w.workspace_id = d.workspace_id
+  where h.datasource_id = d.id
+    and h.hour < p_now - make_interval(days => private.history_days(d.history_days, w.history_days_max));
+  delete from private.history_hours h
+  where not exists (select 1 from public.datasources d where d.id = h.datasource_id);
+  return v_written;
+end;
+$$;
+revoke all on function private.roll_up_history(timestamptz) from public;
+
+-- On Supabase, pg_cron runs it every ten minutes: a backfill shows in hour buckets within ten minutes.
+do $$
+begin
+  if not exists (select 1 from pg_extension where extname = 'pg_cron') then
+    raise notice 'pg_cron is not installed: run select private.roll_up_history() every few minutes, or enable '
+      'pg_cron and run this migration''s cron.schedule';
+    return;
+  end if;
+  perform cron.schedule('ingest-roll-up-history', '*/10 * * * *', 'select private.roll_up_history()');
+end;
+$$;

@@ -157,3 +157,41 @@ Deno.test("each bad argument is a 22023 error naming it; more than 1,500 buckets
     "1,500 buckets are allowed: a day at 1 minute",
   );
 });
+
+Deno.test("hour buckets read the rollups of complete hours: the same values, and a late backfill counted at the next run", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  // Three hours of readings: 10:00 to 13:00 on 2026-12-01.
+  await store(db.sql, s, [
+    [60, { temperature: 1, motor_stats: { rpm: 100, vibration: 1 } }],
+    [120, { temperature: 3 }],
+    [3600 + 60, { temperature: 10, motor_stats: { rpm: 300, vibration: 1 } }],
+    [7200 + 60, { temperature: 20 }],
+  ]);
+  const read = (keys: string[], agg = "avg") =>
+    history(db.sql, s.viewer, s, { keys, agg, interval: "1 hour", to: 3 * 3600 }).then((rows) =>
+      rows.map((r) => [r.data_key, r.time.slice(11, 13), r.value])
+    );
+  const expected = [["temperature", "10", 2], ["temperature", "11", 10], ["temperature", "12", 20]];
+  assert.deepEqual(await read(["temperature"]), expected, "from the readings");
+  // Received five minutes ago: the run (up to a minute before now) takes them.
+  await db.sql`update public.datasource_readings set received_at = received_at - interval '5 minutes'`;
+  const [run] = await db.sql`select private.roll_up_history() as written`;
+  assert.equal(run!.written, 7, "temperature in three hours, motor_stats.rpm and motor_stats.vibration in two each");
+  assert.deepEqual(await read(["temperature"]), expected, "from the rollups: the same");
+  assert.deepEqual(await read(["motor_stats.rpm"], "max"), [["motor_stats.rpm", "10", 100], [
+    "motor_stats.rpm",
+    "11",
+    300,
+  ]]);
+  // The rollups are what the read uses: change one and the answer follows.
+  await db.sql`update private.history_hours set sum = sum + 100 where name = 'temperature' and hour = ${new Date(T0)}`;
+  assert.deepEqual((await read(["temperature"]))[0], ["temperature", "10", 52]);
+  await db.sql`update private.history_hours set sum = sum - 100 where name = 'temperature' and hour = ${new Date(T0)}`;
+
+  // A late backfill into 11:00: counted once the next run has seen it.
+  await store(db.sql, s, [[3600 + 120, { temperature: 30 }]]);
+  assert.deepEqual((await read(["temperature"]))[1], ["temperature", "11", 10], "until the next run");
+  await db.sql`select private.roll_up_history(now() + interval '2 minutes')`;
+  assert.deepEqual((await read(["temperature"]))[1], ["temperature", "11", 20]);
+});

@@ -76,6 +76,8 @@ export const ALLOWED_GRANTS: readonly string[] = [
   // Values: read only; only ingest_write and ingest_write_batch write them.
   "authenticated table public.datasource_values select",
   "authenticated table public.datasource_readings select",
+  "authenticated table private.history_hours select",
+  "authenticated table private.history_rollup select",
   // The twin view: members' datasources with their widgets (security invoker: RLS decides).
   "authenticated function public.twin_datasources() execute",
   // The dashboards' first read of the latest values (security invoker: RLS decides).

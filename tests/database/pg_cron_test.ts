@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { applyMigrations, applyPlatformFixture } from "../../local/migrate.ts";
 import { startPostgres } from "../../local/postgres_server.ts";
 
-Deno.test("with pg_cron installed, the migrations schedule the history upkeep and the broadcast flush, and they run", async () => {
+Deno.test("with pg_cron installed, the migrations schedule the history upkeep, its rollups and the broadcast flush, and they run", async () => {
   const server = await startPostgres({
     settings: {
       shared_preload_libraries: "pg_cron",
@@ -27,6 +27,7 @@ Deno.test("with pg_cron installed, the migrations schedule the history upkeep an
     assert.deepEqual(jobs.map((j) => [j.jobname, j.command]), [
       ["ingest-flush-broadcasts", "select private.flush_broadcasts()"],
       ["ingest-maintain-history", "select private.maintain_history()"],
+      ["ingest-roll-up-history", "select private.roll_up_history()"],
     ]);
     // pg_cron before 1.5 has no seconds: the flush falls back to every minute there.
     assert.ok(["1 seconds", "* * * * *"].includes(jobs[0]!.schedule), jobs[0]!.schedule);
