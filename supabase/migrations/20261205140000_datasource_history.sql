@@ -261,8 +261,11 @@ begin
     ), readings as (
       select t.datasource_id, t.data_key, t.hour, r.value
       from touched t
+      -- The hour as an equality (a hash join when many hours are touched) and as a range (an index range scan
+      -- when few are); a range alone made a join over every pair of readings and hours of a DataKey.
       join public.datasource_readings r
         on r.datasource_id = t.datasource_id and r.data_key = t.data_key
+        and date_trunc('hour', r.observed_at) = t.hour
         and r.observed_at >= t.hour and r.observed_at < t.hour + interval '1 hour'
     ), numbers as (
       select x.datasource_id, x.data_key as name, x.hour, x.value::float8 as n
