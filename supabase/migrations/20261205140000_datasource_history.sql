@@ -127,9 +127,10 @@ begin
           -- Written out, not a function: a function with its own search_path is called per reading, never inlined.
           cross join lateral (select case when v_sub_key is null then r.value else r.value -> v_sub_key end as value) v
           cross join lateral (select case when jsonb_typeof(v.value) = 'number' then v.value::float8 end as number) x
+          -- Two ranges (before and after the rolled-up hours), each an index range scan.
           where r.datasource_id = p_datasource_id and r.data_key = v_key
-            and r.observed_at >= p_from and r.observed_at < p_to
-            and not (v_hours and r.observed_at >= v_rolled_from and r.observed_at < v_rolled_to)
+            and ((r.observed_at >= p_from and r.observed_at < case when v_hours then v_rolled_from else p_to end)
+              or (r.observed_at >= case when v_hours then v_rolled_to else p_to end and r.observed_at < p_to))
           group by 1
         ) p
         group by p.bucket
