@@ -7,7 +7,7 @@
  * @module
  */
 import { z } from "zod";
-import { createDocument, type ZodOpenApiResponsesObject } from "zod-openapi";
+import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponsesObject } from "zod-openapi";
 import {
   ERROR_CODES,
   errorBodySchema,
@@ -125,124 +125,143 @@ export function buildOpenApiDocument(): ReturnType<typeof createDocument> {
     },
     paths: {
       "/functions/v1/ingest-data": {
-        post: {
-          operationId: "ingest",
-          summary: "Send values",
-          description: "Stores the values of one or more DataKeys of the key's datasource in one transaction " +
-            "and broadcasts them to the dashboards. Authentication is checked before the body is read.",
-          parameters: [
-            {
-              name: "observed_at",
-              in: "query",
-              required: false,
-              description: "When the values of a single payload were measured: ISO 8601 with `Z` or an offset " +
-                "(URL-encode `+` as `%2B`), or epoch milliseconds; the default is the time of receipt. An older " +
-                "observation never replaces a newer latest value; more than 5 minutes ahead is refused. Not with readings.",
-              schema: { type: "string" },
-              example: "2026-11-26T09:58:00Z",
-            },
-            {
-              name: "dry_run",
-              in: "query",
-              required: false,
-              description: "`true`: check the key, scope, limits and payload and answer as the POST would, with " +
-                '`"dry_run": true`, but write, broadcast and record nothing (commissioning a device). `false` stores ' +
-                "as usual; any other value (empty, `1`, `TRUE`) or a second `dry_run` is a 400 `invalid_query`.",
-              schema: { type: "boolean", default: false },
-            },
-            {
-              name: "Idempotency-Key",
-              in: "header",
-              required: false,
-              description:
-                "1 to 255 visible ASCII characters (a UUID per request), scoped to the API key and kept at " +
-                "least 24 hours: the same key with the same body gets the first 200 again with " +
-                "`Idempotent-Replayed: true` and writes nothing; with another body, 422 `idempotency_key_reused`.",
-              schema: { type: "string", pattern: "^[!-~]{1,255}$" },
-            },
-            {
-              name: "Content-Encoding",
-              in: "header",
-              required: false,
-              description: "`gzip` bodies (one member or several concatenated, RFC 1952); the size limit applies " +
-                "to the body as sent and to the decompressed body. Anything but `gzip` or `identity` is a 415 " +
-                "`unsupported_encoding`.",
-              schema: { type: "string", enum: ["gzip", "identity"] },
-            },
-          ],
-          requestBody: {
-            required: true,
-            description: "A single payload (the documentation's format), or a batch of readings with their own " +
-              "times: a JSON array, or one reading per line as `application/x-ndjson`.",
-            content: {
-              "application/json": { schema: z.union([payloadSchema, readingsSchema]), examples: EXAMPLES },
-              "application/x-ndjson": {
-                schema: { type: "string", description: "One reading `{observed_at, values}` per line" },
-                example: READINGS.map((reading) => JSON.stringify(reading)).join("\n") + "\n",
-              },
-            },
-          },
-          responses: {
-            "200": {
-              description: "The values are committed (or, with `?dry_run=true`, would be). A single payload " +
-                "answers `IngestResult`, a batch of readings `ReadingsResult`.",
-              headers: {
-                "X-Request-Id": REQUEST_ID,
-                ...RATE_HEADERS,
-                "Idempotent-Replayed": header("`true` when this is the recorded answer of an earlier request"),
-              },
-              content: { "application/json": { schema: z.union([ingestResultSchema, readingsResultSchema]) } },
-            },
-            ...errorResponses([400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503]),
-          },
-        },
-        get: {
-          operationId: "getExampleSchema",
-          summary: "Example Schema",
-          description: "The datasource's Example Schema, generated from its widgets: an example payload that " +
-            "POST accepts, and the JSON Schema of its payloads. Needs `ingest:read` or `ingest:write`.",
-          responses: {
-            "200": {
-              description: "The Example Schema.",
-              headers: { "X-Request-Id": REQUEST_ID, ...RATE_HEADERS },
-              content: { "application/json": { schema: exampleSchemaSchema } },
-            },
-            ...errorResponses([401, 403, 429, 500, 503]),
-          },
-        },
+        post: ingestOperation(),
+        get: exampleOperation(),
       },
       "/functions/v1/ingest-data/usage": {
-        get: {
-          operationId: "getUsage",
-          summary: "Limits and usage",
-          description: "The key's limits (requests and readings per second) and its workspace's (readings per " +
-            "second, per UTC day and month), each with what is left now, as the database counts them across " +
-            "every function instance. A limit that is off is null.",
-          responses: {
-            "200": {
-              description: "The limits and what is left of them.",
-              headers: { "X-Request-Id": REQUEST_ID },
-              content: { "application/json": { schema: usageSchema } },
-            },
-            ...errorResponses([401, 405, 500, 503]),
-          },
-        },
+        get: usageOperation(),
       },
       "/functions/v1/ingest-data/openapi.json": {
-        get: {
-          operationId: "getOpenApi",
-          summary: "This document",
-          security: [],
-          responses: {
-            "200": {
-              description: "The OpenAPI document.",
-              headers: { "X-Request-Id": REQUEST_ID },
-              content: { "application/json": { schema: { type: "object" } } },
-            },
-            ...errorResponses([405]),
-          },
-        },
+        get: openApiOperation(),
       },
     },
   });
+}
+
+/** The POST: values or readings, stored in one transaction. */
+function ingestOperation(): ZodOpenApiOperationObject {
+  return {
+    operationId: "ingest",
+    summary: "Send values",
+    description: "Stores the values of one or more DataKeys of the key's datasource in one transaction " +
+      "and broadcasts them to the dashboards. Authentication is checked before the body is read.",
+    parameters: [
+      {
+        name: "observed_at",
+        in: "query",
+        required: false,
+        description: "When the values of a single payload were measured: ISO 8601 with `Z` or an offset " +
+          "(URL-encode `+` as `%2B`), or epoch milliseconds; the default is the time of receipt. An older " +
+          "observation never replaces a newer latest value; more than 5 minutes ahead is refused. Not with readings.",
+        schema: { type: "string" },
+        example: "2026-11-26T09:58:00Z",
+      },
+      {
+        name: "dry_run",
+        in: "query",
+        required: false,
+        description: "`true`: check the key, scope, limits and payload and answer as the POST would, with " +
+          '`"dry_run": true`, but write, broadcast and record nothing (commissioning a device). `false` stores ' +
+          "as usual; any other value (empty, `1`, `TRUE`) or a second `dry_run` is a 400 `invalid_query`.",
+        schema: { type: "boolean", default: false },
+      },
+      {
+        name: "Idempotency-Key",
+        in: "header",
+        required: false,
+        description: "1 to 255 visible ASCII characters (a UUID per request), scoped to the API key and kept at " +
+          "least 24 hours: the same key with the same body gets the first 200 again with " +
+          "`Idempotent-Replayed: true` and writes nothing; with another body, 422 `idempotency_key_reused`.",
+        schema: { type: "string", pattern: "^[!-~]{1,255}$" },
+      },
+      {
+        name: "Content-Encoding",
+        in: "header",
+        required: false,
+        description: "`gzip` bodies (one member or several concatenated, RFC 1952); the size limit applies " +
+          "to the body as sent and to the decompressed body. Anything but `gzip` or `identity` is a 415 " +
+          "`unsupported_encoding`.",
+        schema: { type: "string", enum: ["gzip", "identity"] },
+      },
+    ],
+    requestBody: {
+      required: true,
+      description: "A single payload (the documentation's format), or a batch of readings with their own " +
+        "times: a JSON array, or one reading per line as `application/x-ndjson`.",
+      content: {
+        "application/json": { schema: z.union([payloadSchema, readingsSchema]), examples: EXAMPLES },
+        "application/x-ndjson": {
+          schema: { type: "string", description: "One reading `{observed_at, values}` per line" },
+          example: READINGS.map((reading) => JSON.stringify(reading)).join("\n") + "\n",
+        },
+      },
+    },
+    responses: {
+      "200": {
+        description: "The values are committed (or, with `?dry_run=true`, would be). A single payload " +
+          "answers `IngestResult`, a batch of readings `ReadingsResult`.",
+        headers: {
+          "X-Request-Id": REQUEST_ID,
+          ...RATE_HEADERS,
+          "Idempotent-Replayed": header("`true` when this is the recorded answer of an earlier request"),
+        },
+        content: { "application/json": { schema: z.union([ingestResultSchema, readingsResultSchema]) } },
+      },
+      ...errorResponses([400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503]),
+    },
+  };
+}
+
+/** The GET: the datasource's Example Schema. */
+function exampleOperation(): ZodOpenApiOperationObject {
+  return {
+    operationId: "getExampleSchema",
+    summary: "Example Schema",
+    description: "The datasource's Example Schema, generated from its widgets: an example payload that " +
+      "POST accepts, and the JSON Schema of its payloads. Needs `ingest:read` or `ingest:write`.",
+    responses: {
+      "200": {
+        description: "The Example Schema.",
+        headers: { "X-Request-Id": REQUEST_ID, ...RATE_HEADERS },
+        content: { "application/json": { schema: exampleSchemaSchema } },
+      },
+      ...errorResponses([401, 403, 429, 500, 503]),
+    },
+  };
+}
+
+/** The GET of `/usage`: the limits and what is left of them. */
+function usageOperation(): ZodOpenApiOperationObject {
+  return {
+    operationId: "getUsage",
+    summary: "Limits and usage",
+    description: "The key's limits (requests and readings per second) and its workspace's (readings per " +
+      "second, per UTC day and month), each with what is left now, as the database counts them across " +
+      "every function instance. A limit that is off is null.",
+    responses: {
+      "200": {
+        description: "The limits and what is left of them.",
+        headers: { "X-Request-Id": REQUEST_ID },
+        content: { "application/json": { schema: usageSchema } },
+      },
+      ...errorResponses([401, 405, 500, 503]),
+    },
+  };
+}
+
+/** The GET of this document. */
+function openApiOperation(): ZodOpenApiOperationObject {
+  return {
+    operationId: "getOpenApi",
+    summary: "This document",
+    security: [],
+    responses: {
+      "200": {
+        description: "The OpenAPI document.",
+        headers: { "X-Request-Id": REQUEST_ID },
+        content: { "application/json": { schema: { type: "object" } } },
+      },
+      ...errorResponses([405]),
+    },
+  };
 }

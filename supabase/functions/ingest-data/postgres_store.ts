@@ -21,7 +21,6 @@ import {
   failureOfSqlState,
   type ReadingsItem,
   readingsOutcome,
-  readingsPayload,
   refusal,
   type ResolvedKey,
   type Store,
@@ -32,6 +31,7 @@ import {
 } from "./store.ts";
 import { DEFAULT_MAX_BATCH_BYTES, type LimitDefaults } from "./config.ts";
 import { sqlLiteral } from "./sql_literal.ts";
+import { callJson, createWriteLanes, type PendingWrite } from "./write_lanes.ts";
 
 /** Options of {@linkcode createPostgresStore}. */
 export interface PostgresStoreOptions {
@@ -49,29 +49,6 @@ export interface PostgresStoreOptions {
   writeConcurrency?: number;
   /** The limits' defaults every write passes to the database (`p_limits`); none when absent. */
   limits?: LimitDefaults;
-}
-
-interface Lane {
-  queue: PendingWrite[];
-  busy: boolean;
-  /** Writes queued or in flight in this lane. */
-  pending: number;
-  /** Whether the last call passed over the queue's first request, too large to share a call (it goes next). */
-  deferred: boolean;
-}
-
-interface PendingWrite {
-  request: WriteRequest;
-  resolve: (result: WriteResult) => void;
-  reject: (error: StoreError) => void;
-  /** The request as its write function reads it, serialized once, when it may share a call. */
-  json?: string;
-}
-
-/** What bounds one call's requests. */
-interface BatchLimits {
-  maxBatch: number;
-  maxBytes: number;
 }
 
 /**
@@ -103,7 +80,45 @@ const NETWORK_CODES = new Set([
 
 /** A store that calls `ingest_resolve_key` and `ingest_write` over a postgres.js pool. */
 export function createPostgresStore(url: string, options: PostgresStoreOptions): Store {
-  const sql = postgres(url, {
+  const sql = openPool(url, options);
+  // The limits' defaults, as the literal every write call ends with.
+  const calls = createWriteCalls(sql, `${sqlLiteral(JSON.stringify(options.limits ?? {}))}::jsonb`);
+  const write = createWriteLanes(
+    Math.min(options.writeConcurrency ?? options.poolSize, options.poolSize),
+    { maxBatch: options.maxBatch ?? 64, maxBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES },
+    (batch) => batch[0]!.request.readings ? runReadings(calls, batch) : runPayloads(calls, batch),
+  );
+
+  /** One read call; its failure classified. */
+  async function read(text: string): Promise<unknown> {
+    try {
+      const [row] = await calls.query(text);
+      return row?.r ?? null;
+    } catch (error) {
+      throw toStoreError(error);
+    }
+  }
+
+  return {
+    async resolveKey(keyHash) {
+      return await read(`select public.ingest_resolve_key(${sqlLiteral(keyHash)}) as r`) as ResolvedKey | null;
+    },
+    usage(keyId) {
+      return read(`select public.ingest_usage(${sqlLiteral(keyId)}::uuid, ${calls.limitsArg}) as r`);
+    },
+    async flushBroadcasts() {
+      return await read(`select public.ingest_flush_broadcasts(${calls.limitsArg}) as r`) as number | null;
+    },
+    write,
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+/** The pool: no prepared statements (Supabase's pooler runs in transaction mode), quick reconnection. */
+function openPool(url: string, options: PostgresStoreOptions): postgres.Sql {
+  return postgres(url, {
     max: options.poolSize,
     prepare: false,
     connect_timeout: options.connectTimeoutS ?? 5,
@@ -121,122 +136,19 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     // write functions format their times themselves and nothing depends on it.
     connection: { application_name: "ingest-data", statement_timeout: options.statementTimeoutMs, TimeZone: "UTC" },
   });
+}
 
-  // The limits' defaults, as the literal every write call ends with.
-  const limitsArg = `${sqlLiteral(JSON.stringify(options.limits ?? {}))}::jsonb`;
-  const limits: BatchLimits = {
-    maxBatch: options.maxBatch ?? 64,
-    maxBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
-  };
-  // Writes go to lanes: one batch in flight per lane, and PostgreSQL runs the
-  // lanes in parallel. A datasource with writes pending stays in its lane, so
-  // that concurrent batches never wait on each other's row locks; one without
-  // goes to the lane with the fewest writes pending, so that busy datasources
-  // do not crowd each other into one lane.
-  const lanes = Array.from(
-    { length: Math.min(options.writeConcurrency ?? options.poolSize, options.poolSize) },
-    (): Lane => ({ queue: [], busy: false, pending: 0, deferred: false }),
-  );
-  const assigned = new Map<string, { lane: Lane; pending: number }>();
+/** The write functions' calls, each one statement with its values inline. */
+interface WriteCalls {
+  limitsArg: string;
+  query(text: string): Promise<postgres.Row[]>;
+  writeOne(request: WriteRequest): Promise<WriteResult>;
+  writeMany(batch: PendingWrite[]): Promise<BatchResult | undefined>;
+  writeReadings(batch: PendingWrite[]): Promise<ReadingsItem[]>;
+}
 
-  function enter(datasourceId: string): Lane {
-    let entry = assigned.get(datasourceId);
-    if (!entry) {
-      const lane = lanes.reduce((least, lane) => lane.pending < least.pending ? lane : least);
-      entry = { lane, pending: 0 };
-      assigned.set(datasourceId, entry);
-    }
-    entry.pending++;
-    entry.lane.pending++;
-    return entry.lane;
-  }
-
-  function leave(datasourceId: string): void {
-    const entry = assigned.get(datasourceId)!;
-    entry.lane.pending--;
-    if (--entry.pending === 0) assigned.delete(datasourceId);
-  }
-
-  function pump(lane: Lane): void {
-    if (lane.busy || lane.queue.length === 0) return;
-    lane.busy = true;
-    const { batch, rest, deferred } = takeBatch(lane.queue, limits, lane.deferred);
-    lane.queue = rest;
-    lane.deferred = deferred;
-    (batch[0]!.request.readings ? runReadings(batch) : run(batch)).then((answer) => {
-      for (const { request } of batch) leave(request.datasourceId);
-      // The next batch goes to the database before this one's requests are answered.
-      lane.busy = false;
-      pump(lane);
-      answer();
-    });
-  }
-
-  /** Writes a batch of readings requests; resolves (never rejects) to the function that answers them. */
-  async function runReadings(batch: PendingWrite[]): Promise<() => void> {
-    try {
-      const results = await writeReadings(batch);
-      return () => batch.forEach((pending, i) => settle(pending, () => readingsOutcome(pending.request, results[i])));
-    } catch (error) {
-      const failure = toWriteError(error);
-      if (batch.length === 1 || (failure.kind === "unavailable" && !isStatementTimeout(error))) {
-        return () => batch.forEach(({ reject }) => reject(failure));
-      }
-      return await runAlone(batch);
-    }
-  }
-
-  /** Writes a batch; resolves (never rejects) to the function that answers its requests. */
-  async function run(batch: PendingWrite[]): Promise<() => void> {
-    try {
-      if (batch.length === 1 && !batch[0]!.request.idempotency) {
-        // A request alone goes through ingest_write, which costs less than a batch of one.
-        const [{ request, resolve }] = batch as [PendingWrite];
-        const result = await writeOne(request);
-        return () => resolve(result);
-      }
-      const answer = await writeMany(batch);
-      return () => batch.forEach((pending, i) => settle(pending, () => batchOutcome(pending.request, answer, i)));
-    } catch (error) {
-      const failure = toWriteError(error);
-      if (batch.length === 1 || (failure.kind === "unavailable" && !isStatementTimeout(error))) {
-        return () => batch.forEach(({ reject }) => reject(failure));
-      }
-      // Something in one request that the batch could not contain, or a batch too slow as a
-      // whole (statement timeout): each request goes alone, so that it costs no other request
-      // its write, and only a request that times out alone is answered 503.
-      return await runAlone(batch);
-    }
-  }
-
-  /** Writes each request of a failed batch on its own; each is answered with its own outcome. */
-  async function runAlone(batch: PendingWrite[]): Promise<() => void> {
-    const outcomes: (() => void)[] = [];
-    for (const pending of batch) {
-      const { request, resolve, reject } = pending;
-      const write = request.readings
-        ? writeReadings([pending]).then(([item]) => {
-          const outcome = readingsOutcome(request, item);
-          if (outcome instanceof StoreError) throw outcome;
-          return outcome;
-        })
-        : request.idempotency
-        ? writeMany([pending]).then((answer) => {
-          const outcome = batchOutcome(request, answer, 0);
-          if (outcome instanceof StoreError) throw outcome;
-          return outcome;
-        })
-        : writeOne(request);
-      outcomes.push(
-        await write.then((result) => () => resolve(result), (error) => {
-          const failure = toWriteError(error);
-          return () => reject(failure);
-        }),
-      );
-    }
-    return () => outcomes.forEach((answer) => answer());
-  }
-
+/** The calls of `ingest_write`, `ingest_write_batch` and `ingest_write_readings`, each ending with `limitsArg`. */
+function createWriteCalls(sql: postgres.Sql, limitsArg: string): WriteCalls {
   /** One statement, its values inline as literals: one round trip (see sql_literal.ts). */
   function query(text: string): Promise<postgres.Row[]> {
     return sql.unsafe(text).simple();
@@ -270,121 +182,78 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
     return result;
   }
 
-  return {
-    async resolveKey(keyHash) {
-      try {
-        const [row] = await query(`select public.ingest_resolve_key(${sqlLiteral(keyHash)}) as r`);
-        return (row?.r ?? null) as ResolvedKey | null;
-      } catch (error) {
-        throw toStoreError(error);
-      }
-    },
-    async usage(keyId) {
-      try {
-        const [row] = await query(`select public.ingest_usage(${sqlLiteral(keyId)}::uuid, ${limitsArg}) as r`);
-        return row?.r ?? null;
-      } catch (error) {
-        throw toStoreError(error);
-      }
-    },
-    async flushBroadcasts() {
-      try {
-        const [row] = await query(`select public.ingest_flush_broadcasts(${limitsArg}) as next`);
-        return row?.next ?? null;
-      } catch (error) {
-        throw toStoreError(error);
-      }
-    },
-    write(request) {
-      const lane = enter(request.datasourceId);
-      return new Promise<WriteResult>((resolve, reject) => {
-        lane.queue.push({ request, resolve, reject });
-        pump(lane);
-      });
-    },
-    async close() {
-      await sql.end({ timeout: 5 });
-    },
-  };
+  return { limitsArg, query, writeOne, writeMany, writeReadings };
+}
+
+/** Writes a call of single payloads; resolves (never rejects) to the function that answers its requests. */
+async function runPayloads(calls: WriteCalls, batch: PendingWrite[]): Promise<() => void> {
+  try {
+    if (batch.length === 1 && !batch[0]!.request.idempotency) {
+      // A request alone goes through ingest_write, which costs less than a batch of one.
+      const [{ request, resolve }] = batch as [PendingWrite];
+      const result = await calls.writeOne(request);
+      return () => resolve(result);
+    }
+    const answer = await calls.writeMany(batch);
+    return () => batch.forEach((pending, i) => settle(pending, () => batchOutcome(pending.request, answer, i)));
+  } catch (error) {
+    return await afterFailure(calls, batch, error);
+  }
+}
+
+/** Writes a call of readings requests; resolves (never rejects) to the function that answers them. */
+async function runReadings(calls: WriteCalls, batch: PendingWrite[]): Promise<() => void> {
+  try {
+    const results = await calls.writeReadings(batch);
+    return () => batch.forEach((pending, i) => settle(pending, () => readingsOutcome(pending.request, results[i])));
+  } catch (error) {
+    return await afterFailure(calls, batch, error);
+  }
 }
 
 /**
- * The next call's requests, taken from a lane's queue in order: of one kind
- * (single payloads for ingest_write_batch, readings for
- * ingest_write_readings), up to `maxBatch` of them, MAX_CALL_READINGS
- * readings and `maxBytes` characters of JSON in all, never two with the same
- * Idempotency-Key (the second waits for the first's answer to be recorded,
- * then replays it). A request that does not fit is passed over, and so is
- * every later request of its datasource, which keeps each datasource's
- * requests in order; those passed over lead the next call. A request larger
- * than `maxBytes` goes alone: passed over once while others can go, so that a
- * run of large requests never holds up the small ones queued behind it, then
- * next. A request with more than MAX_CALL_READINGS readings goes alone.
+ * A failed call: its requests are refused with its failure when it was one request or the database was
+ * unreachable. Otherwise something in one request that the batch could not contain, or a batch too slow as a
+ * whole (statement timeout): each request goes alone, so that it costs no other request its write, and only a
+ * request that times out alone is answered 503.
  */
-function takeBatch(
-  queue: PendingWrite[],
-  limits: BatchLimits,
-  deferred: boolean,
-): { batch: PendingWrite[]; rest: PendingWrite[]; deferred: boolean } {
-  const head = queue[0]!;
-  if (queue.length === 1) return { batch: [head], rest: [], deferred: false };
-  const oversized = callJsonLength(head) > limits.maxBytes;
-  if (oversized && deferred) return { batch: [head], rest: queue.slice(1), deferred: false };
-  const batch: PendingWrite[] = [];
-  const rest: PendingWrite[] = [];
-  const passedOver = new Set<string>();
-  const keys = new Set<string>();
-  let bytes = 0;
-  let readings = 0;
-  for (const pending of queue) {
-    const { request } = pending;
-    const key = request.idempotency ? `${request.keyId} ${request.idempotency.key}` : undefined;
-    const count = request.readings?.length ?? 0;
-    const fits = batch.length < limits.maxBatch && !passedOver.has(request.datasourceId) &&
-      (batch.length === 0 || (
-        (request.readings !== undefined) === (batch[0]!.request.readings !== undefined) &&
-        readings + count <= MAX_CALL_READINGS && !(key && keys.has(key))
-      )) &&
-      bytes + callJsonLength(pending) <= limits.maxBytes;
-    if (!fits) {
-      rest.push(pending);
-      passedOver.add(request.datasourceId);
-      continue;
-    }
-    batch.push(pending);
-    if (key) keys.add(key);
-    bytes += callJsonLength(pending);
-    readings += count;
+async function afterFailure(calls: WriteCalls, batch: PendingWrite[], error: unknown): Promise<() => void> {
+  const failure = toWriteError(error);
+  if (batch.length === 1 || (failure.kind === "unavailable" && !isStatementTimeout(error))) {
+    return () => batch.forEach(({ reject }) => reject(failure));
   }
-  if (batch.length === 0) return { batch: [head], rest: queue.slice(1), deferred: false };
-  return { batch, rest, deferred: oversized };
+  return await runAlone(calls, batch);
 }
 
-/** A request as its write function reads it (an ingest_write_batch request, or ingest_write_readings'), serialized once. */
-function requestJson(pending: PendingWrite): string {
+/** Writes each request of a failed batch on its own; each is answered with its own outcome. */
+async function runAlone(calls: WriteCalls, batch: PendingWrite[]): Promise<() => void> {
+  const outcomes: (() => void)[] = [];
+  for (const pending of batch) {
+    outcomes.push(
+      await writeAlone(calls, pending).then((result) => () => pending.resolve(result), (error) => {
+        const failure = toWriteError(error);
+        return () => pending.reject(failure);
+      }),
+    );
+  }
+  return () => outcomes.forEach((answer) => answer());
+}
+
+/** One request in a call of its own, through the function its kind takes. */
+function writeAlone(calls: WriteCalls, pending: PendingWrite): Promise<WriteResult> {
   const { request } = pending;
-  pending.json ??= JSON.stringify(
-    request.readings ? readingsPayload(request) : {
-      datasource_id: request.datasourceId,
-      key_id: request.keyId,
-      values: request.values,
-      observed_at: request.observedAt ?? null,
-      ...(request.idempotency
-        ? { idempotency_key: request.idempotency.key, request_hash: request.idempotency.hash }
-        : {}),
-    },
-  );
-  return pending.json;
+  if (request.readings) {
+    return calls.writeReadings([pending]).then(([item]) => throwRefusal(readingsOutcome(request, item)));
+  }
+  if (request.idempotency) {
+    return calls.writeMany([pending]).then((answer) => throwRefusal(batchOutcome(request, answer, 0)));
+  }
+  return calls.writeOne(request);
 }
 
-/** The characters a request adds to a call's JSON (its separator included). */
-function callJsonLength(pending: PendingWrite): number {
-  return requestJson(pending).length + 1;
-}
-
-/** The JSON array of a call's requests. */
-function callJson(batch: PendingWrite[]): string {
-  return `[${batch.map(requestJson).join(",")}]`;
+function throwRefusal(outcome: WriteResult | StoreError): WriteResult {
+  if (outcome instanceof StoreError) throw outcome;
+  return outcome;
 }
 
 /** Whether a write failed on the statement timeout (57014): a batch that took too long as a whole. */
@@ -434,9 +303,6 @@ function batchOutcome(request: WriteRequest, answer: BatchResult | undefined, i:
 function storedKeys(values: Record<string, unknown>): string[] {
   return Object.keys(values).sort();
 }
-
-/** Most readings in one ingest_write_readings call (one request may bring more, and goes alone). */
-const MAX_CALL_READINGS = 10_000;
 
 /**
  * Classifies a write's failure: as toStoreError, but a failure that is neither
