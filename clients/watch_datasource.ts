@@ -24,38 +24,56 @@ import type { RealtimeChannel, SupabaseClient } from "@supabase/supabase-js";
 
 /** A SingleData value: a number or a string. */
 export type SingleDataValue = number | string;
-/** A DoubleData value: an object with the widget's `primarySubKey` and `secondarySubKey`. */
-export type DoubleDataValue = Record<string, number | string>;
-/** A BarChart or LineChart value: the widget's `labelsKey` (labels) and `valuesKey` (numbers), of equal length. */
-export type ChartValue = Record<string, (string | number)[]>;
+/** A DoubleData value: the widget's `primarySubKey` and `secondarySubKey` (`DoubleDataValue<"rpm", "vibration">`). */
+export type DoubleDataValue<Primary extends string = string, Secondary extends string = string> = {
+  [K in Primary | Secondary]: number | string;
+};
+/**
+ * A BarChart or LineChart value: the widget's `labelsKey` (labels) and `valuesKey` (numbers), of equal length
+ * (`ChartValue<"machines", "units_per_hour">`).
+ */
+export type ChartValue<Labels extends string = string, Values extends string = string> = string extends Labels | Values
+  ? Record<string, (string | number)[]>
+  : { [K in Labels]: (string | number)[] } & { [K in Values]: number[] };
 /** Any widget's value. */
 export type WidgetValue = SingleDataValue | DoubleDataValue | ChartValue;
 
+/**
+ * A datasource's DataKeys and the value type of each, from its widgets, e.g.
+ * `{ temperature: SingleDataValue; motor_stats: DoubleDataValue<"rpm", "vibration"> }`; the default is any DataKey.
+ */
+export type DatasourceValues = Record<string, WidgetValue>;
+
 /** The latest value of one DataKey, with its observation and arrival times (ISO 8601, UTC). */
-export interface LatestValue {
-  value: WidgetValue;
+export interface LatestValue<V extends WidgetValue = WidgetValue> {
+  value: V;
   observed_at: string;
   received_at: string;
 }
+
+/** The latest value of each DataKey of `T` that has one. */
+export type LatestValues<T extends Record<keyof T, WidgetValue> = DatasourceValues> = string extends keyof T
+  ? Record<string, LatestValue<T[keyof T]>>
+  : { [K in keyof T]?: LatestValue<T[K]> };
 
 /** `connecting` at start, `live` once subscribed and read, `reconnecting` while the connection is down,
  * `error` when the server refused (realtime-js retries), `closed` after stop() or when the server closed the
  * channel (e.g. access revoked; detail says why). */
 export type WatchStatus = "connecting" | "live" | "reconnecting" | "closed" | "error";
 
-/** Callbacks of {@linkcode watchDatasource}. */
-export interface WatchOptions {
+/** Callbacks of {@linkcode watchDatasource}; `T` types the values by DataKey (see {@linkcode DatasourceValues}). */
+export interface WatchOptions<T extends Record<keyof T, WidgetValue> = DatasourceValues> {
   /** Called after the first read and whenever values change; `changed` lists the DataKeys that did. */
-  onValues: (values: Readonly<Record<string, LatestValue>>, changed: string[]) => void;
+  onValues: (values: Readonly<LatestValues<T>>, changed: (keyof T & string)[]) => void;
   onStatus?: (status: WatchStatus, detail?: string) => void;
 }
 
 /** A running watch. */
-export interface Watch {
+export interface Watch<T extends Record<keyof T, WidgetValue> = DatasourceValues> {
   /** Leaves the channel; no callback is called afterwards. */
   stop(): Promise<void>;
   /** The current values. */
-  values(): Readonly<Record<string, LatestValue>>;
+  values(): Readonly<LatestValues<T>>;
 }
 
 /** The broadcast payload the write functions send (`realtime.send` adds `id`). */
@@ -74,8 +92,15 @@ interface ValuesMessage {
 const REMEMBERED_IDS = 1000;
 const READ_RETRY_MS = 2000;
 
-/** Shows `datasourceId`'s latest values live; see the module documentation for the client setup. */
-export function watchDatasource(supabase: SupabaseClient, datasourceId: string, options: WatchOptions): Watch {
+/**
+ * Shows `datasourceId`'s latest values live; see the module documentation for the client setup. The values are
+ * what the database accepted for the datasource's widgets; `T` only names their types, nothing checks it here.
+ */
+export function watchDatasource<T extends Record<keyof T, WidgetValue> = DatasourceValues>(
+  supabase: SupabaseClient,
+  datasourceId: string,
+  options: WatchOptions<T>,
+): Watch<T> {
   const topic = `datasource:${datasourceId}`;
   // supabase-js keeps one channel per topic: a second watch would share (and stop) the first one's.
   if (supabase.getChannels().some((c) => c.topic === `realtime:${topic}`)) {
@@ -93,8 +118,13 @@ export function watchDatasource(supabase: SupabaseClient, datasourceId: string, 
     if (!stopped || value === "closed") options.onStatus?.(value, detail);
   }
 
-  function snapshot(): Readonly<Record<string, LatestValue>> {
-    return Object.freeze({ ...current });
+  /** The current values, typed as the caller named them (the one place `T` meets the untyped messages). */
+  function snapshot(): Readonly<LatestValues<T>> {
+    return Object.freeze({ ...current }) as Readonly<LatestValues<T>>;
+  }
+
+  function emit(changed: string[]) {
+    options.onValues(snapshot(), changed as (keyof T & string)[]);
   }
 
   /** Stores `candidate` unless the stored value was observed later (ties: the later arrival wins). */
@@ -129,7 +159,7 @@ export function watchDatasource(supabase: SupabaseClient, datasourceId: string, 
     const changed = Object.entries(payload.values)
       .filter(([dataKey, value]) => offer(dataKey, { value, observed_at: observedAt(dataKey), received_at }))
       .map(([dataKey]) => dataKey);
-    if (changed.length > 0) options.onValues(snapshot(), changed);
+    if (changed.length > 0) emit(changed);
   }
 
   async function read() {
@@ -150,7 +180,7 @@ export function watchDatasource(supabase: SupabaseClient, datasourceId: string, 
         offer(row.data_key, { value: row.value, observed_at: utc(row.observed_at), received_at: utc(row.received_at) })
       )
       .map((row) => row.data_key);
-    if (changed.length > 0 || !readOnce) options.onValues(snapshot(), changed);
+    if (changed.length > 0 || !readOnce) emit(changed);
     readOnce = true;
     status("live");
   }

@@ -34,7 +34,7 @@ function anchorOf(heading: string): string {
 }
 
 Deno.test("relative links in README.md and docs/ lead to files and headings that exist", async () => {
-  const files = ["README.md"];
+  const files = ["README.md", "clients/README.md"];
   for await (const entry of Deno.readDir(new URL("docs/", ROOT))) {
     if (entry.name.endsWith(".md")) files.push(`docs/${entry.name}`);
   }
