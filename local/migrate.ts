@@ -9,9 +9,11 @@ import type { Sql } from "postgres";
 
 const root = new URL("../", import.meta.url);
 
-/** The migration files, oldest first: `{ version, name, path }`. */
-export function listMigrations(): { version: string; name: string; path: URL }[] {
-  const dir = new URL("supabase/migrations/", root);
+/** The project's migrations: `supabase/migrations/`. */
+export const MIGRATIONS_DIR: URL = new URL("supabase/migrations/", root);
+
+/** The migration files of `dir` (default: the project's), oldest first: `{ version, name, path }`. */
+export function listMigrations(dir: URL = MIGRATIONS_DIR): { version: string; name: string; path: URL }[] {
   return [...Deno.readDirSync(dir)]
     .filter((entry) => entry.isFile && /^\d+_.+\.sql$/.test(entry.name))
     .map((entry) => {
@@ -27,8 +29,14 @@ export async function applyPlatformFixture(sql: Sql): Promise<void> {
   await sql.unsafe(fixture);
 }
 
-/** Applies every migration not applied yet, each in its own transaction; returns the versions applied. */
-export async function applyMigrations(sql: Sql): Promise<string[]> {
+/**
+ * Applies every migration of `dir` (default: the project's) not applied yet, each in its own transaction; returns
+ * the versions applied. With `only`, just the versions it accepts.
+ */
+export async function applyMigrations(
+  sql: Sql,
+  options: { dir?: URL; only?: (version: string) => boolean } = {},
+): Promise<string[]> {
   await sql.unsafe(`
     create schema if not exists supabase_migrations;
     create table if not exists supabase_migrations.schema_migrations (
@@ -38,9 +46,11 @@ export async function applyMigrations(sql: Sql): Promise<string[]> {
   const applied = new Set(
     (await sql<{ version: string }[]>`select version from supabase_migrations.schema_migrations`).map((r) => r.version),
   );
+  const migrations = listMigrations(options.dir);
   const done: string[] = [];
-  for (const migration of listMigrations()) {
+  for (const migration of migrations) {
     if (applied.has(migration.version)) continue;
+    if (options.only && !options.only(migration.version)) continue;
     const text = await Deno.readTextFile(migration.path);
     try {
       await sql.begin(async (tx) => {
@@ -49,7 +59,15 @@ export async function applyMigrations(sql: Sql): Promise<string[]> {
                  values (${migration.version}, ${[text]}, ${migration.name})`;
       });
     } catch (error) {
-      throw new Error(`Cannot apply migration ${migration.version}_${migration.name}.sql: ${(error as Error).message}`);
+      // A database migrated by the chain the baseline replaced holds versions this folder no longer has.
+      const known = new Set(migrations.map((m) => m.version));
+      const foreign = [...applied].filter((version) => !known.has(version));
+      const hint = foreign.length === 0 ? "" : ` (the database holds ${foreign.length} migrations that are not in ` +
+        `this folder, e.g. ${foreign.sort()[0]}: it was built by another chain; start it afresh, e.g. ` +
+        "deno task dev --reset)";
+      throw new Error(
+        `Cannot apply migration ${migration.version}_${migration.name}.sql: ${(error as Error).message}${hint}`,
+      );
     }
     done.push(migration.version);
   }

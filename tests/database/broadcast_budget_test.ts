@@ -1,5 +1,5 @@
 /**
- * The broadcast budget (migration ..._realtime_budget.sql) on the SQL
+ * The broadcast budget (migration ..._realtime.sql) on the SQL
  * functions: whatever the writes and flushes, a subscriber applying every
  * message ends in the state of datasource_latest_values(); a flush that runs
  * twice sends once; a budget of 0 sends every commit.

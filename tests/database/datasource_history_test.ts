@@ -1,5 +1,5 @@
 /**
- * datasource_history() (migration ..._datasource_history.sql) as a dashboard
+ * datasource_history() (migration ..._dashboard_reads.sql) as a dashboard
  * calls it (`authenticated`, row level security deciding): every aggregate
  * against values computed here, bucket alignment, DoubleData fields, chart
  * snapshots, raw readings with a cursor, and an error naming each bad argument.

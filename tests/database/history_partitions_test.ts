@@ -1,17 +1,15 @@
 /**
- * The partitioned history (migration ..._history_partitions.sql): the
- * migration keeps the rows, readings land in their day's partition (an old
- * backfill in the default one until its day is created), and
+ * The partitioned history (migration ..._values_and_history.sql): readings
+ * land in their day's partition (an old backfill in the default one until
+ * its day is created), ids come from one sequence across partitions, and
  * private.maintain_history() keeps what each retention says, with the clock
  * moved by the database (`p_now`), the same when run twice.
  */
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
-import { applyMigrations } from "../../local/migrate.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { type Seeded, seedWorkspace } from "../support/seed.ts";
 
-const HISTORY_MIGRATION = "20261205130000";
 const DAY = 24 * 3600 * 1000;
 
 /** Writes `temperature` observed `daysAgo` days before now, as a device would. */
@@ -32,25 +30,15 @@ function maintain(sql: Sql, nowDaysAhead = 0, batch = 10000) {
   return sql`select private.maintain_history(${now}, ${batch}) as r`.then(([row]) => row!.r);
 }
 
-Deno.test("the migration keeps every reading and its id; new ids continue after them", async () => {
-  await using db = await createTestDatabase({ migrations: false });
-  await db.sql`create schema supabase_migrations`;
-  await db
-    .sql`create table supabase_migrations.schema_migrations (version text primary key, statements text[], name text)`;
-  await db.sql`insert into supabase_migrations.schema_migrations (version) values (${HISTORY_MIGRATION})`;
-  await applyMigrations(db.sql);
+Deno.test("the history is partitioned by day of observed_at, its ids from a sequence of its own", async () => {
+  await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
   for (const daysAgo of [0, 1, 40, 400]) await writeAt(db.sql, s, daysAgo);
-  const before = await db.sql`select id, data_key, value, observed_at from public.datasource_readings order by id`;
-  await db.sql`delete from supabase_migrations.schema_migrations where version = ${HISTORY_MIGRATION}`;
-  assert.deepEqual(await applyMigrations(db.sql), [HISTORY_MIGRATION]);
-  const after = await db.sql`select id, data_key, value, observed_at from public.datasource_readings order by id`;
-  assert.deepEqual(after, before);
-  await writeAt(db.sql, s, 0, 7);
-  const [next] = await db.sql`select max(id)::int as id from public.datasource_readings`;
-  assert.equal(next!.id, Number(before.at(-1)!.id) + 1);
-  const [table] = await db.sql`select relkind as kind from pg_class where oid = 'public.datasource_readings'::regclass`;
-  assert.equal(table!.kind, "p", "partitioned");
+  const [table] = await db.sql`select c.relkind as kind, pg_get_partkeydef(c.oid) as key
+    from pg_class c where c.oid = 'public.datasource_readings'::regclass`;
+  assert.deepEqual({ ...table }, { kind: "p", key: "RANGE (observed_at)" });
+  const ids = await db.sql`select id::int as id from public.datasource_readings order by received_at, id`;
+  assert.deepEqual(ids.map((r) => r.id), [1, 2, 3, 4], "one sequence across the partitions, in the order of writing");
 });
 
 Deno.test("readings land in their day's partition; an old backfill in the default one, moved when its day is created", async () => {

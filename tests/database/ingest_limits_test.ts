@@ -1,5 +1,5 @@
 /**
- * The limits the write functions enforce (migration ..._ingest_limits.sql),
+ * The limits the write functions enforce (migration ..._limits.sql),
  * on the SQL functions themselves: quotas under concurrent batches, a batch
  * whose over-limit requests alone are refused, and no limit when none is set.
  */

@@ -8,7 +8,9 @@
  * so a shared value holds the union of their sub-keys (and nothing else).
  * A SingleData next to an object widget, or a sub-key one widget reads as a
  * scalar and another as an array, cannot be satisfied: the database refuses
- * such widgets (migration 20261126004000), and the shape says why.
+ * such widgets (private.refuse_conflicting_widget in
+ * supabase/migrations/20261206000200_datasources_and_widgets.sql), and the
+ * shape says why.
  *
  * @module
  */
