@@ -1,6 +1,7 @@
 /**
  * Plain-text readings of widget values, shared by the text panel and the
- * scene's labels. Exact: numbers are shown as JSON has them, never rounded.
+ * scene's labels. Exact: numbers are shown as JSON has them, never rounded;
+ * only numbers the page computes (a sparkline's range) are shortened.
  *
  * @module
  */
@@ -49,6 +50,28 @@ export function formatTime(iso: string, now: Date = new Date()): string {
   if (Number.isNaN(time.getTime())) return iso;
   const [date, clock] = time.toISOString().replace("Z", "").split("T") as [string, string];
   return date === now.toISOString().slice(0, 10) ? `${clock} UTC` : `${date} ${clock} UTC`;
+}
+
+/**
+ * A chart's labels as its columns show them: when every label starts with the
+ * same words and has more after them ("Machine A", "Machine B"), the first
+ * keeps them and the others drop them ("Machine A", "B"), the way an axis
+ * writes a date once. Otherwise the labels as they are.
+ */
+export function shortLabels(labels: readonly string[]): string[] {
+  const words = labels.map((label) => label.split(/(?<=\s)/));
+  let shared = 0;
+  const first = words[0] ?? [];
+  while (
+    shared < first.length - 1 && words.every((w) => w.length > shared + 1 && w[shared] === first[shared])
+  ) shared++;
+  if (labels.length < 2 || shared === 0) return [...labels];
+  return words.map((w, i) => i === 0 ? labels[0]! : w.slice(shared).join("").trim() || labels[i]!);
+}
+
+/** A computed number (an average, a range's end) to six significant digits: `41.9837`, `1500`, `1.79769e+308`. */
+export function formatApprox(value: number): string {
+  return String(Number(value.toPrecision(6)));
 }
 
 function isScalar(value: unknown): value is number | string {

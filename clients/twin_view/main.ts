@@ -2,16 +2,20 @@
 /**
  * The live twin view's page script: signs in with the dev server's token,
  * lists the user's datasources (`twin_datasources()`, RLS-checked), builds
- * the scene and the text panel of the chosen one, and keeps both live with
- * the subscriber module.
+ * the scene and the text panel of the chosen one, reads the last hour of its
+ * numeric widgets for their sparklines (`datasource_history()`), and keeps
+ * everything live with the subscriber module.
  *
  * @module
  */
-import { createClient } from "@supabase/supabase-js";
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import { datasourceHistory } from "../datasource_history.ts";
 import { watchDatasource } from "../watch_datasource.ts";
 import { chooseDatasource, datasourceLabel } from "./datasources.ts";
+import { createHighlightGate } from "./highlight_gate.ts";
 import { createPanel } from "./panel.ts";
 import { createTwinScene } from "./scene.ts";
+import { createTrends, loadTrendHistory, TREND_INTERVAL, TREND_INTERVAL_MS, type Trends } from "./trends.ts";
 import type { TwinDatasource } from "./types.ts";
 
 /** What the page needs to reach Supabase: served by the dev server at `/twin_view/config.json`. */
@@ -60,20 +64,78 @@ async function start(): Promise<void> {
   element("datasource-name").textContent = datasourceLabel(datasource);
   if (datasource.widgets.length === 0) showMessage("This datasource has no widgets yet: link some to see them here.");
   else if (!datasource.enabled) showMessage("This datasource is disabled: it accepts no new values.");
+  showLive(supabase, datasource);
+}
 
-  const scene = createTwinScene(element("scene"), datasource.widgets);
-  const panel = createPanel(element("widgets"), datasource.widgets);
+/**
+ * Builds the scene and the panel of `datasource` and keeps them live: the
+ * last hour for the sparklines, the watch for the values, the highlight for
+ * changes after the first read only, and the sparklines' window sliding on.
+ */
+function showLive(supabase: SupabaseClient, datasource: TwinDatasource): void {
+  const trends = createTrends(datasource.widgets, Date.now());
+  const scene = createTwinScene(element("scene"), datasource.widgets, trends);
+  const panel = createPanel(element("widgets"), datasource.widgets, trends);
+  const drawTrends = () => {
+    const now = Date.now();
+    trends.trim(now);
+    panel.drawTrends(now);
+    scene.drawTrends(now);
+  };
+  const readHistory = (range: { from: number; to: number }) =>
+    void loadHistory(supabase, datasource.id, trends, range).then(drawTrends);
+  readHistory(trends.history);
+  // The first read shows what was stored before the page opened: nothing to highlight (every widget flashed).
+  const gate = createHighlightGate();
+  // Back after a drop, the catch-up read brings the latest values only: the history brings what came meanwhile.
+  let away = false;
   const watch = watchDatasource(supabase, datasource.id, {
     onValues(values, changed) {
-      panel.update(values, changed);
-      scene.update(values, changed);
+      trends.addValues(values, changed, gate.initial);
+      trends.trim(Date.now());
+      const highlighted = gate.highlighted(changed);
+      panel.update(values, highlighted);
+      scene.update(values, highlighted);
     },
-    onStatus: setStatus,
+    onStatus(status, detail) {
+      if (status === "reconnecting" || status === "error") away = true;
+      else if (status === "live" && away) {
+        away = false;
+        readHistory(trends.reread(Date.now()));
+      }
+      gate.status(status);
+      setStatus(status, detail);
+    },
   });
+  // The sparklines' hour slides on: a redraw per bucket (one frame each 30 s) while any has points.
+  const slide = setInterval(() => trends.hasPoints() && drawTrends(), TREND_INTERVAL_MS);
   addEventListener("pagehide", () => {
+    clearInterval(slide);
     void watch.stop();
     scene.dispose();
   });
+}
+
+/**
+ * Reads the hour `range` of every series the widgets draw, in 30-second
+ * averages, into `trends`; says which could not be read (their sparklines
+ * show the live values only).
+ */
+async function loadHistory(
+  supabase: SupabaseClient,
+  datasourceId: string,
+  trends: Trends,
+  range: { from: number; to: number },
+): Promise<void> {
+  const failed = await loadTrendHistory(trends, (keys, from, to) =>
+    datasourceHistory(supabase, datasourceId, {
+      keys,
+      from: new Date(from),
+      to: new Date(to),
+      interval: TREND_INTERVAL,
+      agg: "avg",
+    }), range);
+  if (failed.length > 0) showMessage(`The last hour of ${failed.join(", ")} could not be read: live values only.`);
 }
 
 /** The picker lists the user's datasources when there are several; choosing one opens `?datasource=<id>`. */

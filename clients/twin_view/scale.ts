@@ -32,3 +32,15 @@ export function unitScale(domain: readonly number[]): (value: number) => number 
     return Math.min(1, Math.max(0, offset(value) / span));
   };
 }
+
+/**
+ * Like {@linkcode unitScale}, for lines and sparklines rather than bars: the
+ * domain is the values' own range (0 need not be in it), and a domain without
+ * width places its finite values in the middle (0.5), not at the bottom.
+ */
+export function lineScale(domain: readonly number[]): (value: number) => number {
+  const finite = domain.filter(Number.isFinite);
+  const flat = finite.length === 0 || finite.every((value) => value === finite[0]);
+  if (!flat) return unitScale(finite);
+  return (value) => value === Infinity ? 1 : Number.isFinite(value) ? 0.5 : 0;
+}

@@ -1,9 +1,10 @@
 /// <reference lib="dom" />
 /**
  * The 3D twin: one object per widget (widget_objects.ts) laid out on a floor,
- * a camera that frames them all, orbit controls, and the brief glow of a
- * widget whose value changed. Renders on demand (camera moves, new values,
- * highlights), not in a loop, to spare the CPU.
+ * a camera that frames them all, orbit controls, the labels over the canvas
+ * (labels.ts, placed after every frame), and the brief glow of a widget whose
+ * value changed. Renders on demand (camera moves, new values, highlights, the
+ * sparklines' window sliding), not in a loop, to spare the CPU.
  *
  * @module
  */
@@ -11,25 +12,29 @@
 import * as THREE from "three";
 // @ts-types="@types/three/examples/jsm/controls/OrbitControls.d.ts"
 import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
-import type { ShownValue } from "./panel.ts";
-import type { TwinWidget } from "./types.ts";
-import { createWidgetView } from "./widget_objects.ts";
+import { createLabelLayer } from "./labels.ts";
+import type { Trends } from "./trends.ts";
+import type { ShownValue, TwinWidget } from "./types.ts";
+import { createWidgetView, TITLE_HEIGHT } from "./widget_objects.ts";
 
 /** The scene of one datasource. */
 export interface TwinScene {
   /** Shows `values`; widgets whose DataKey is in `changed` glow briefly. */
   update(values: Readonly<Record<string, ShownValue>>, changed: readonly string[]): void;
+  /** Draws the sparklines again from `trends` at `now` (epoch ms): history came, or the window slid. */
+  drawTrends(now: number): void;
   /** Frees the GPU resources and stops listening to the container. */
   dispose(): void;
 }
 
 const SPACING = 4;
+const FOG_FAR = 45;
 const HIGHLIGHT_MS = 1200;
 const HIGHLIGHT = new THREE.Color(0xffb020);
 const PALETTE = [0x38bdf8, 0x34d399, 0xfbbf24, 0xf472b6, 0xa78bfa, 0xf87171];
 
-/** Builds the scene of `widgets` into `container` (which it fills) and renders it. */
-export function createTwinScene(container: HTMLElement, widgets: readonly TwinWidget[]): TwinScene {
+/** Builds the scene of `widgets` into `container` (which it fills, labels over it) and renders it. */
+export function createTwinScene(container: HTMLElement, widgets: readonly TwinWidget[], trends: Trends): TwinScene {
   // preserveDrawingBuffer keeps the last frame readable (screenshots, the browser test's pixel check).
   const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
   renderer.setPixelRatio(Math.min(globalThis.devicePixelRatio || 1, 2));
@@ -38,7 +43,8 @@ export function createTwinScene(container: HTMLElement, widgets: readonly TwinWi
     "aria-label",
     `3D twin with ${widgets.length} widgets; the list of values beside it has the same content as text`,
   );
-  container.replaceChildren(renderer.domElement);
+  const labels = createLabelLayer();
+  container.replaceChildren(renderer.domElement, labels.element);
 
   const scene = new THREE.Scene();
   scene.background = new THREE.Color(0x0b1220);
@@ -47,7 +53,7 @@ export function createTwinScene(container: HTMLElement, widgets: readonly TwinWi
   sun.position.set(5, 10, 7);
   scene.add(sun);
 
-  scene.fog = new THREE.Fog(0x0b1220, 18, 45);
+  scene.fog = new THREE.Fog(0x0b1220, 18, FOG_FAR);
   const floor = new THREE.Mesh(new THREE.CircleGeometry(40, 64), new THREE.MeshStandardMaterial({ color: 0x111827 }));
   floor.rotation.x = -Math.PI / 2;
   scene.add(floor);
@@ -56,7 +62,7 @@ export function createTwinScene(container: HTMLElement, widgets: readonly TwinWi
   scene.add(grid);
 
   const views = widgets.map((widget, i) => {
-    const view = createWidgetView(widget, PALETTE[i % PALETTE.length]!);
+    const view = createWidgetView(widget, PALETTE[i % PALETTE.length]!, { labels, trends });
     scene.add(view.group);
     return view;
   });
@@ -85,6 +91,8 @@ export function createTwinScene(container: HTMLElement, widgets: readonly TwinWi
     const bounds = new THREE.Box3();
     for (const view of views) bounds.expandByObject(view.group);
     if (bounds.isEmpty()) bounds.set(new THREE.Vector3(-2, 0, -2), new THREE.Vector3(2, 3, 2));
+    // The titles float above the objects: keep them in the picture.
+    bounds.max.y = Math.max(bounds.max.y, TITLE_HEIGHT + 0.6);
     const sphere = bounds.getBoundingSphere(new THREE.Sphere());
     const vertical = THREE.MathUtils.degToRad(camera.fov) / 2;
     const horizontal = Math.atan(Math.tan(vertical) * aspect);
@@ -95,6 +103,15 @@ export function createTwinScene(container: HTMLElement, widgets: readonly TwinWi
       distance,
     );
     controls.update();
+  }
+
+  // The meshes that hide labels behind them, gathered again after new values (a chart's bars change).
+  let solids: THREE.Object3D[] | null = null;
+  function occluders(): THREE.Object3D[] {
+    if (solids) return solids;
+    solids = [];
+    for (const view of views) view.group.traverse((object) => object.userData.occludes && solids!.push(object));
+    return solids;
   }
 
   let frame = 0;
@@ -114,6 +131,8 @@ export function createTwinScene(container: HTMLElement, widgets: readonly TwinWi
       if (left > 0) again = true;
     }
     renderer.render(scene, camera);
+    // Beyond 85% of the fog's reach objects have all but vanished: so do their labels.
+    labels.layout(camera, occluders(), FOG_FAR * 0.85);
     if (again) requestRender();
   }
 
@@ -139,6 +158,11 @@ export function createTwinScene(container: HTMLElement, widgets: readonly TwinWi
         view.show(latest.value);
         if (changed.includes(view.widget.data_key)) view.glowUntil = now + HIGHLIGHT_MS;
       }
+      solids = null;
+      requestRender();
+    },
+    drawTrends(now) {
+      for (const view of views) view.drawTrends(now);
       requestRender();
     },
     dispose() {
@@ -155,6 +179,7 @@ export function createTwinScene(container: HTMLElement, widgets: readonly TwinWi
       });
       renderer.dispose();
       renderer.domElement.remove();
+      labels.element.remove();
     },
   };
 }

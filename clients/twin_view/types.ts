@@ -31,3 +31,9 @@ export interface TwinDatasource {
   workspace_name: string;
   widgets: TwinWidget[];
 }
+
+/** The latest value of a DataKey as the page shows it (the subscriber's LatestValue fits). */
+export interface ShownValue {
+  value: unknown;
+  observed_at: string;
+}

@@ -2,9 +2,11 @@
 /**
  * The live twin view in headless Chromium (Debian's chromium, WebGL through
  * SwiftShader): as `deno task dev` serves it, and on the test stack for each
- * widget type, the datasource picker, a dropped connection and a phone screen.
+ * widget type, the datasource picker, a dropped connection, a phone screen,
+ * the sparklines of the last hour and the labels over the scene.
  */
 import assert from "node:assert/strict";
+import type { Page } from "puppeteer-core";
 import { launchChromium } from "../../local/chromium.ts";
 import { freePort } from "../../local/net.ts";
 import { asServiceRole, createDatasource, createWorkspace, type WidgetSpec } from "../../local/provisioning.ts";
@@ -193,10 +195,20 @@ Deno.test("twin view on the test stack: every widget type live within 1 s, highl
     key: s.apiKey,
   }));
   assert.equal(meanwhile.status, 200);
+  // A reading observed ten minutes ago, posted meanwhile: never a latest value, so only a history read brings it.
+  const earlier = await stack.fn.handle(
+    postRequest([{ observed_at: Date.now() - 600_000, values: { temperature: 5 } }], {
+      key: s.apiKey,
+    }),
+  );
+  assert.equal(earlier.status, 200);
   await stack.restart();
   await waitForStatus(page, "live", 20_000);
   await waitForValue(page, "temperature", "99.5", 5000);
   await waitForValue(page, "pressure", "x 1", 5000);
+  await page.waitForSelector('figure.trend[data-series="temperature"][data-low="5"][data-high="99.5"]', {
+    timeout: 5000,
+  });
   assert.equal(await stack.post(s.apiKey, { temperature: 100 }), 200);
   await waitForValue(page, "temperature", "100", 5000);
 
@@ -259,4 +271,280 @@ Deno.test("twin view: the largest and smallest numbers JSON carries draw without
   assert.ok(colours > 20, `the canvas shows ${colours} colours: blank?`);
   assert.deepEqual(errors, []);
   assert.deepEqual(warnings.filter((w) => /THREE|NaN/.test(w)), []);
+});
+
+/** In the page: the names of the scene's materials that glow (the highlight of a changed widget). */
+function glowingMaterials(): string[] {
+  interface Node {
+    type: string;
+    material?: Material | Material[];
+    traverse(fn: (node: Node) => void): void;
+  }
+  interface Material {
+    type: string;
+    emissive?: { r: number; g: number; b: number };
+    emissiveIntensity?: number;
+  }
+  const glowing: string[] = [];
+  for (const scene of (globalThis as unknown as { __twinScenes: Node[] }).__twinScenes) {
+    scene.traverse((node) => {
+      for (const material of [node.material ?? []].flat()) {
+        const { r = 0, g = 0, b = 0 } = material.emissive ?? {};
+        if ((material.emissiveIntensity ?? 0) > 0 && r + g + b > 0) glowing.push(`${node.type} ${material.type}`);
+      }
+    });
+  }
+  return glowing;
+}
+
+/** In the page: the gauge needle's range and share (widget_objects.ts keeps them in its userData) and its angle. */
+function gauge(): { low: number; high: number; share: number; angle: number } | null {
+  interface Node {
+    name: string;
+    userData: { low: number; high: number; share: number };
+    rotation: { z: number };
+    traverse(fn: (node: Node) => void): void;
+  }
+  let found: Node | null = null;
+  for (const scene of (globalThis as unknown as { __twinScenes: Node[] }).__twinScenes) {
+    scene.traverse((node) => {
+      if (node.name === "gauge-needle") found = node;
+    });
+  }
+  const needle = found as Node | null;
+  return needle && { ...needle.userData, angle: needle.rotation.z };
+}
+
+/**
+ * In the page: the LineChart's line, as the ends of each segment and the
+ * centre of each dot (the segments are unit cylinders along y, placed by
+ * their instance matrices, column-major).
+ */
+function lineChart(): { segments: number[][][]; dots: number[][] } {
+  interface Node {
+    name: string;
+    count: number;
+    instanceMatrix: { array: ArrayLike<number> };
+    matrixWorld: { elements: number[] };
+    traverse(fn: (node: Node) => void): void;
+  }
+  const named: Record<string, Node> = {};
+  for (const scene of (globalThis as unknown as { __twinScenes: Node[] }).__twinScenes) {
+    scene.traverse((node) => {
+      if (node.name === "line-segments" || node.name === "line-points") named[node.name] = node;
+    });
+  }
+  const at = (node: Node, i: number, y: number) => {
+    const e = Array.from(node.instanceMatrix.array).slice(i * 16, i * 16 + 16);
+    return [e[4]! * y + e[12]!, e[5]! * y + e[13]!, e[6]! * y + e[14]!];
+  };
+  const segments = named["line-segments"]!;
+  const dots = named["line-points"]!;
+  return {
+    segments: Array.from({ length: segments.count }, (_, i) => [at(segments, i, -0.5), at(segments, i, 0.5)]),
+    dots: Array.from({ length: dots.count }, (_, i) => at(dots, i, 0)),
+  };
+}
+
+/**
+ * In the page: the labels over the scene that are shown (not faded out), every
+ * pair of them whose boxes overlap, the smallest font size of their text, and
+ * the texts cut short by an ellipsis.
+ */
+function labelReport(): {
+  shown: { kind: string; widget: string; text: string }[];
+  hidden: number;
+  overlaps: string[];
+  smallestFont: number;
+  cut: string[];
+} {
+  const labels = [...document.querySelectorAll<HTMLElement>(".labels .label")];
+  const shown = labels.filter((label) => !label.classList.contains("hidden"));
+  const boxes = shown.map((label) => label.getBoundingClientRect());
+  const text = (label: HTMLElement) => [...label.children].map((c) => c.textContent).join(" / ");
+  const overlaps: string[] = [];
+  boxes.forEach((a, i) =>
+    boxes.slice(i + 1).forEach((b, k) => {
+      if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) {
+        overlaps.push(`${text(shown[i]!)} × ${text(shown[i + 1 + k]!)}`);
+      }
+    })
+  );
+  const parts = shown.flatMap((label) => [...label.children] as HTMLElement[]);
+  return {
+    shown: shown.map((label) => ({
+      kind: label.classList.contains("title") ? "title" : "column",
+      widget: label.dataset.widgetId ?? "",
+      text: text(label),
+    })),
+    hidden: labels.length - shown.length,
+    overlaps,
+    smallestFont: Math.min(...parts.map((part) => parseFloat(getComputedStyle(part).fontSize))),
+    cut: parts.filter((part) => part.scrollWidth > part.clientWidth).map((part) => part.textContent ?? ""),
+  };
+}
+
+/** The panel's sparkline of `series`: how many points it has and draws, and the range under it. */
+async function sparkline(page: Page, series: string) {
+  return await page.$eval(`figure.trend[data-series="${series}"]`, (figure) => {
+    const f = figure as HTMLElement;
+    const d = f.querySelector("path")?.getAttribute("d") ?? "";
+    return {
+      hidden: f.hidden,
+      points: Number(f.dataset.points),
+      drawn: (d.match(/[ML]/g) ?? []).length,
+      low: Number(f.dataset.low),
+      high: Number(f.dataset.high),
+      caption: f.querySelector("figcaption")?.textContent ?? "",
+    };
+  });
+}
+
+/** Waits until the panel's sparkline of `series` has `points` points. */
+async function waitForPoints(page: Page, series: string, points: number): Promise<void> {
+  await page.waitForSelector(`figure.trend[data-series="${series}"][data-points="${points}"]`, { timeout: 5000 });
+}
+
+/** Waits for two frames: whatever the last change asked to render has been rendered and its labels placed. */
+async function frames(page: Page): Promise<void> {
+  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+}
+
+/** Waits for the damped camera move to end (OrbitControls eases it out over about a second) and its last frame. */
+async function settle(page: Page): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await frames(page);
+}
+
+/** The labels at the page's current size: none overlapping, none under 11 px, none cut short, some of each chart's. */
+async function assertLabelsReadable(page: Page, charts: string[], where: string): Promise<void> {
+  const report = await page.evaluate(labelReport);
+  assert.deepEqual(report.overlaps, [], `${where}: overlapping labels`);
+  assert.ok(report.smallestFont >= 11, `${where}: a label's text is ${report.smallestFont}px`);
+  assert.deepEqual(report.cut, [], `${where}: labels cut short`);
+  for (const chart of charts) {
+    const columns = report.shown.filter((l) => l.kind === "column" && l.widget === chart);
+    assert.ok(columns.length >= 2, `${where}: ${columns.length} column labels of ${chart}: ${JSON.stringify(report)}`);
+  }
+}
+
+Deno.test("twin view: sparklines of the last hour grow with live values, the gauge spans the history, nothing flashes on load, labels never overlap (orbiting, 8 bars, phone width)", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql, { widgets: ALL_TYPES });
+  await using stack = await startTestStack(db.url);
+  // Five readings of the last hour, ten minutes apart, with their own times (as a gateway sends them); the last
+  // one also has 8 bars and an 8-point line. They are the latest values when the page opens.
+  const now = Date.now();
+  const temperatures = [10, 90, 30, 70, 50];
+  const machines = ["A", "B", "C", "D", "E", "F", "G", "H"].map((m) => `Machine ${m}`);
+  const pressures = [2.1, 2.4, 2.2, 2.8, 2.5, 1.9, 2.0, 2.6];
+  const readings = temperatures.map((t, i) => ({
+    observed_at: now - (50 - 10 * i) * 60_000,
+    values: {
+      temperature: t,
+      motor_stats: { rpm: 1000 + t, vibration: t / 100 },
+      ...i === 4 && {
+        production_output: { machines, units_per_hour: [112, 124, 98, 130, 87, 140, 101, 95] },
+        pressure: { t: machines.map((_, k) => `10:${String(5 * k).padStart(2, "0")}`), bar: pressures },
+      },
+    },
+  }));
+  assert.equal(await stack.post(s.apiKey, readings), 200);
+  const port = freePort();
+  await using _server = await serveTwinView(stack, s.viewer, port);
+  await using chromium = await launchChromium();
+  const url = `http://127.0.0.1:${port}/`;
+  const { page, errors } = await openTwinView(chromium.browser, url);
+  await page.evaluateOnNewDocument(collectScenes);
+  await page.reload({ waitUntil: "load" });
+  await waitForStatus(page, "live", 20_000);
+
+  // On load: the stored values shown, none highlighted in the panel, nothing glowing in the scene.
+  assert.equal((await panelRows(page)).find((r) => r.key === "temperature")?.value, "50");
+  assert.equal(await page.$$eval("#widgets li.changed", (items) => items.length), 0);
+  await frames(page);
+  assert.deepEqual(await page.evaluate(glowingMaterials), []);
+
+  // The history's five points, drawn; the range and the gauge span them although this tab saw only the last.
+  for (const series of ["temperature", "motor_stats.rpm", "motor_stats.vibration"]) {
+    await waitForPoints(page, series, 5);
+  }
+  assert.deepEqual(await sparkline(page, "temperature"), {
+    hidden: false,
+    points: 5,
+    drawn: 5,
+    low: 10,
+    high: 90,
+    caption: "last hour 10 – 90",
+  });
+  assert.deepEqual(
+    { ...await sparkline(page, "motor_stats.rpm"), caption: undefined },
+    { hidden: false, points: 5, drawn: 5, low: 1010, high: 1090, caption: undefined },
+  );
+  assert.equal((await sparkline(page, "motor_stats.vibration")).caption, "vibration · last hour 0.1 – 0.9");
+  await frames(page);
+  const before = await page.evaluate(gauge);
+  assert.deepEqual({ ...before, angle: undefined }, { low: 10, high: 90, share: 0.5, angle: undefined });
+  assert.ok(Math.abs(before!.angle - Math.PI * (1 - 0.5 * 0.999)) < 1e-9, `needle at ${before!.angle}`);
+
+  // A live value: a point more on each sparkline, highlighted, and the gauge moves within the hour's range.
+  assert.equal(await stack.post(s.apiKey, { temperature: 60, motor_stats: { rpm: 1060, vibration: 0.6 } }), 200);
+  await waitForValue(page, "temperature", "60", 5000);
+  for (const series of ["temperature", "motor_stats.rpm", "motor_stats.vibration"]) {
+    await waitForPoints(page, series, 6);
+  }
+  assert.equal((await sparkline(page, "temperature")).drawn, 6);
+  assert.equal(await page.$eval('#widgets li[data-key="temperature"]', (li) => li.classList.contains("changed")), true);
+  await frames(page);
+  assert.deepEqual({ ...await page.evaluate(gauge), angle: undefined }, {
+    low: 10,
+    high: 90,
+    share: 0.625,
+    angle: undefined,
+  });
+
+  // The LineChart draws its series: a segment from each point to the next, through every dot, from the lowest
+  // value at the bottom of its board (y 0.5) to the highest at the top (y 2.7).
+  const { segments, dots } = await page.evaluate(lineChart);
+  assert.equal(dots.length, 8);
+  assert.equal(segments.length, 7);
+  // (Instance matrices are 32-bit floats.)
+  const near = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]!) < 1e-5);
+  segments.forEach(([from, to], i) => assert.ok(near(from!, dots[i]!) && near(to!, dots[i + 1]!), `segment ${i}`));
+  const heights = dots.map((dot) => dot[1]!);
+  assert.ok(near([heights[5]!, heights[3]!], [0.5, 2.7]), `lowest (1.9) and highest (2.8) at ${heights}`);
+
+  // Labels at 1280x800 with 8 bars and 8 points: readable, each chart's row thinned rather than crammed.
+  const charts = await page.$$eval(
+    '#widgets li[data-key="production_output"], #widgets li[data-key="pressure"]',
+    (items) => items.map((item) => (item as HTMLElement).dataset.widgetId ?? ""),
+  );
+  await assertLabelsReadable(page, charts, "1280x800");
+  // Orbited a quarter turn (2π per canvas height dragged) and down to the horizon (the controls stop at 0.49π),
+  // the camera looks along the row: the titles, one behind the other, would cover each other; the nearer stay.
+  const canvas = (await page.$eval("#scene canvas", (c) => c.getBoundingClientRect().toJSON())) as DOMRect;
+  await page.mouse.move(canvas.left + 200, canvas.bottom - 50);
+  await page.mouse.down();
+  await page.mouse.move(canvas.left + 200 + canvas.height / 4, canvas.bottom - 50 - canvas.height / 2, { steps: 10 });
+  await page.mouse.up();
+  await settle(page);
+  const orbited = await page.evaluate(labelReport);
+  assert.deepEqual(orbited.overlaps, [], "after orbiting");
+  const titles = orbited.shown.filter((l) => l.kind === "title").length;
+  assert.ok(titles >= 1 && titles < 4, `${titles} of 4 titles shown along the row: ${JSON.stringify(orbited)}`);
+  // As far as the controls go, the fog hides the widgets: their labels too.
+  await page.mouse.wheel({ deltaY: 10_000 });
+  await settle(page);
+  assert.deepEqual((await page.evaluate(labelReport)).shown, [], "in the fog");
+
+  // A phone: a new page (the camera frames the widgets again) at 390x844.
+  const phone = await chromium.browser.newPage();
+  await phone.setViewport({ width: 390, height: 844 });
+  await phone.goto(url, { waitUntil: "load" });
+  await waitForStatus(phone, "live", 20_000);
+  await waitForPoints(phone, "temperature", 6);
+  await frames(phone);
+  await assertLabelsReadable(phone, charts, "390x844");
+  await phone.close();
+  assert.deepEqual(errors, []);
 });

@@ -1,6 +1,6 @@
 /** The twin view's plain-text readings: exact numbers, sub-keys and chart points in the widget's order. */
 import assert from "node:assert/strict";
-import { formatTime, formatValue, readingsOf } from "../../clients/twin_view/format.ts";
+import { formatApprox, formatTime, formatValue, readingsOf, shortLabels } from "../../clients/twin_view/format.ts";
 import type { TwinWidget } from "../../clients/twin_view/types.ts";
 
 const widget = (widget_type: TwinWidget["widget_type"], settings: TwinWidget["settings"] = {}): TwinWidget => ({
@@ -52,4 +52,23 @@ Deno.test("observation times read in UTC with milliseconds, with the date when n
   assert.equal(formatTime("2026-11-26T12:32:05+01:00", now), "11:32:05.000 UTC");
   assert.equal(formatTime("2026-11-25T23:59:59.999Z", now), "2026-11-25 23:59:59.999 UTC");
   assert.equal(formatTime("not a time", now), "not a time");
+});
+
+Deno.test("chart columns: labels sharing their first words keep them on the first only", () => {
+  assert.deepEqual(shortLabels(["Machine A", "Machine B", "Machine C"]), ["Machine A", "B", "C"]);
+  assert.deepEqual(shortLabels(["Line 1 north", "Line 1 south"]), ["Line 1 north", "south"]);
+  assert.deepEqual(shortLabels(["10:00", "10:05"]), ["10:00", "10:05"], "only whole words");
+  assert.deepEqual(shortLabels(["Machine A", "Machine"]), ["Machine A", "Machine"], "a label that is all prefix");
+  assert.deepEqual(shortLabels(["Machine A", "Machine  B"]), ["Machine A", "B"]);
+  assert.deepEqual([shortLabels(["only"]), shortLabels([])], [["only"], []]);
+});
+
+Deno.test("computed numbers are shown to six significant digits", () => {
+  assert.deepEqual([41.98374623, 1500, 0.1 + 0.2, -1e-7, Number.MAX_VALUE].map(formatApprox), [
+    "41.9837",
+    "1500",
+    "0.3",
+    "-1e-7",
+    "1.79769e+308",
+  ]);
 });

@@ -1,7 +1,7 @@
 /** The scene's scale: any JSON number lands in 0..1, never NaN, whatever the span of the values. */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { unitScale } from "../../clients/twin_view/scale.ts";
+import { lineScale, unitScale } from "../../clients/twin_view/scale.ts";
 
 const MAX = Number.MAX_VALUE;
 
@@ -33,4 +33,13 @@ Deno.test("any doubles: every share is a number in 0..1, monotonic in the value"
     }
     if (a <= b) assert.ok(share(a) <= share(b), `${a} -> ${share(a)}, ${b} -> ${share(b)}`);
   }));
+});
+
+Deno.test("lines span their own values (0 need not be in them); a flat line runs along the middle", () => {
+  const share = lineScale([1.9, 2.8, 2.2]);
+  assert.deepEqual([share(1.9), share(2.8)], [0, 1]);
+  assert.ok(Math.abs(share(2.35) - 0.5) < 1e-12);
+  assert.deepEqual([lineScale([5, 5])(5), lineScale([])(3), lineScale([NaN, 7])(7)], [0.5, 0.5, 0.5]);
+  assert.deepEqual([lineScale([5])(Infinity), lineScale([5])(-Infinity), lineScale([5])(NaN)], [1, 0, 0]);
+  assert.deepEqual([lineScale([-MAX, MAX])(0), lineScale([-MAX, MAX])(MAX)], [0.5, 1]);
 });
