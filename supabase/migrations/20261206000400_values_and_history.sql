@@ -230,7 +230,8 @@ revoke all on function private.maintain_history(timestamptz, integer) from publi
 
 -- Hour rollups: a 30-day read at 1-hour buckets reads 720 rows instead of every reading (docs/performance.md,
 -- "History"). Each hour of a DataKey's numbers (and of each numeric field of an object value, as
--- `motor_stats.rpm`): how many, their sum, min and max. private.roll_up_history() recomputes the hours touched by the
+-- `motor_stats.rpm`): how many, their sum, min and max, as numeric: exact as stored, and a sum past double precision
+-- (two readings of 1.7976931348623157e308) neither fails the run nor holds up every other DataKey's rollup. private.roll_up_history() recomputes the hours touched by the
 -- readings received since its last run (found by a BRIN index on received_at, which costs the writes next to
 -- nothing), so a late backfill is counted at the next run; datasource_history() reads the rollups for the complete
 -- hours before that run and the readings for the rest.
@@ -239,9 +240,9 @@ create table private.history_hours (
   name text not null,
   hour timestamptz not null,
   readings bigint not null,
-  sum double precision not null,
-  min double precision not null,
-  max double precision not null,
+  sum numeric not null,
+  min numeric not null,
+  max numeric not null,
   primary key (datasource_id, name, hour)
 );
 alter table private.history_hours enable row level security;
@@ -294,10 +295,10 @@ begin
         and date_trunc('hour', r.observed_at) = t.hour
         and r.observed_at >= t.hour and r.observed_at < t.hour + interval '1 hour'
     ), numbers as (
-      select x.datasource_id, x.data_key as name, x.hour, x.value::float8 as n
+      select x.datasource_id, x.data_key as name, x.hour, x.value::numeric as n
       from readings x where jsonb_typeof(x.value) = 'number'
       union all
-      select x.datasource_id, x.data_key || '.' || f.key, x.hour, f.value::float8
+      select x.datasource_id, x.data_key || '.' || f.key, x.hour, f.value::numeric
       from readings x
       cross join lateral jsonb_each(case when jsonb_typeof(x.value) = 'object' then x.value end) f
       where jsonb_typeof(f.value) = 'number'

@@ -167,26 +167,26 @@ begin
     else
       return query
       select v_name, to_char(b.bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        to_jsonb(case p_agg when 'avg' then b.sum / b.numbers when 'min' then b.min when 'max' then b.max
-          when 'sum' then b.sum else b.numbers end),
+        case p_agg when 'avg' then to_jsonb((b.sum / b.numbers)::float8) when 'min' then to_jsonb(b.min)
+          when 'max' then to_jsonb(b.max) when 'sum' then to_jsonb(b.sum) else to_jsonb(b.numbers) end,
         b.numbers::bigint, null::text
       from (
         select p.bucket, sum(p.sum) as sum, min(p.min) as min, max(p.max) as max, sum(p.numbers) as numbers
         from (
           -- The complete hours the rollups hold, when buckets are whole hours.
           select date_bin(p_interval, h.hour, timestamptz '1970-01-01 00:00:00+00') as bucket, h.sum, h.min, h.max,
-            h.readings::float8 as numbers
+            h.readings::numeric as numbers
           from private.history_hours h
           where v_hours and h.datasource_id = p_datasource_id and h.name = v_name
             and h.hour >= v_rolled_from and h.hour < v_rolled_to
           union all
           -- The readings of the rest.
           select date_bin(p_interval, r.observed_at, timestamptz '1970-01-01 00:00:00+00'), sum(x.number),
-            min(x.number), max(x.number), count(x.number)::float8
+            min(x.number), max(x.number), count(x.number)::numeric
           from public.datasource_readings r
           -- Written out, not a function: a function with its own search_path is called per reading, never inlined.
           cross join lateral (select case when v_sub_key is null then r.value else r.value -> v_sub_key end as value) v
-          cross join lateral (select case when jsonb_typeof(v.value) = 'number' then v.value::float8 end as number) x
+          cross join lateral (select case when jsonb_typeof(v.value) = 'number' then v.value::numeric end as number) x
           -- Two ranges (before and after the rolled-up hours), each an index range scan.
           where r.datasource_id = p_datasource_id and r.data_key = v_key
             and ((r.observed_at >= p_from and r.observed_at < case when v_hours then v_rolled_from else p_to end)

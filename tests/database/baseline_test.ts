@@ -41,6 +41,30 @@ const EXPECTED = [
       oldIncludes: "see 20261126001500",
       newIncludes: "see docs/security.md",
     })),
+  // History numbers are numeric, not double precision: two readings of 1.7976931348623157e308 in one bucket made a
+  // sum past double precision, which failed the read and the rollup run (and held up every DataKey's rollups).
+  ...["sum", "min", "max"].map((column) => ({
+    section: "columns",
+    key: `private.history_hours.${column}`,
+    reason: "rollups hold numeric (exact, no overflow) instead of double precision",
+    oldIncludes: '"type":"double precision"',
+    newIncludes: '"type":"numeric"',
+  })),
+  {
+    section: "functions",
+    key: "private.roll_up_history(timestamp with time zone)",
+    reason: "sums the readings as numeric",
+    oldIncludes: "x.value::float8 as n",
+    newIncludes: "x.value::numeric as n",
+  },
+  {
+    section: "functions",
+    key:
+      "public.datasource_history(uuid,text[],timestamp with time zone,timestamp with time zone,interval,text,integer,text)",
+    reason: "aggregates the readings as numeric; avg is converted to double precision, sum, min and max stay exact",
+    oldIncludes: "then v.value::float8 end as number",
+    newIncludes: "then v.value::numeric end as number",
+  },
 ];
 
 /** Applies the old chain (`old`) or the baseline, then the migrations newer than the baseline. */

@@ -195,3 +195,32 @@ Deno.test("hour buckets read the rollups of complete hours: the same values, and
   await db.sql`select private.roll_up_history(now() + interval '2 minutes')`;
   assert.deepEqual((await read(["temperature"]))[1], ["temperature", "11", 20]);
 });
+
+Deno.test("the largest numbers JSON carries: sums past double precision neither fail the read nor stop the rollups", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const MAX = 1.7976931348623157e308;
+  // Two readings of the largest double in one minute and one hour (their sum is past double precision), and an
+  // ordinary DataKey beside them whose rollup must not be held up by them.
+  await store(db.sql, s, [
+    [60, { temperature: MAX, motor_stats: { rpm: 100, vibration: -MAX } }],
+    [90, { temperature: MAX, motor_stats: { rpm: 300, vibration: -MAX } }],
+  ]);
+  const minute = await history(db.sql, s.viewer, s, { keys: ["temperature", "motor_stats.vibration"], agg: "avg" });
+  assert.deepEqual(minute.map((r) => [r.data_key, r.value]), [["temperature", MAX], ["motor_stats.vibration", -MAX]]);
+  const [sum] = await history(db.sql, s.viewer, s, { keys: ["temperature"], agg: "sum" });
+  assert.equal(
+    sum!.value,
+    Infinity,
+    "the exact sum: a JSON number past double precision, which JavaScript reads as Infinity",
+  );
+
+  await db.sql`update public.datasource_readings set received_at = received_at - interval '5 minutes'`;
+  const [run] = await db.sql`select private.roll_up_history() as written`;
+  assert.equal(run!.written, 3, "temperature, motor_stats.rpm and motor_stats.vibration: the hour is rolled up");
+  const hour = (keys: string[], agg: string) =>
+    history(db.sql, s.viewer, s, { keys, agg, interval: "1 hour" }).then((rows) => rows.map((r) => r.value));
+  assert.deepEqual(await hour(["temperature"], "avg"), [MAX]);
+  assert.deepEqual(await hour(["motor_stats.vibration"], "min"), [-MAX]);
+  assert.deepEqual(await hour(["motor_stats.rpm"], "avg"), [200]);
+});
