@@ -147,12 +147,14 @@ declare
   v_budget smallint;
   v_sent_at timestamptz;
   v_pending text[];
+  v_due_at timestamptz;
   v_interval interval;
   v_more jsonb;
   v_more_times jsonb;
   v_more_latest text;
 begin
-  select d.broadcasts_per_second, d.broadcast_sent_at, d.broadcast_pending into v_budget, v_sent_at, v_pending
+  select d.broadcasts_per_second, d.broadcast_sent_at, d.broadcast_pending, d.broadcast_due_at
+  into v_budget, v_sent_at, v_pending, v_due_at
   from public.datasources d where d.id = p_datasource_id;
   if v_budget = 0 and cardinality(v_pending) = 0 then
     perform private.send_values(p_datasource_id, p_values, p_observed_at_by_key, p_observed_at, p_received_at);
@@ -179,6 +181,11 @@ begin
     set broadcast_sent_at = now(), broadcast_pending = '{}', broadcast_due_at = null
     where d.id = p_datasource_id;
     return true;
+  end if;
+  -- Held back. On a busy datasource its DataKeys are usually pending already: then the row stays as it is, rather
+  -- than getting a second version (and its WAL) in every commit.
+  if v_due_at is not null and not exists (select 1 from jsonb_object_keys(p_values) k where k <> all (v_pending)) then
+    return false;
   end if;
   update public.datasources d
   set broadcast_pending = array(

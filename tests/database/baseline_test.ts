@@ -65,6 +65,13 @@ const EXPECTED = [
     oldIncludes: "then v.value::float8 end as number",
     newIncludes: "then v.value::numeric end as number",
   },
+  {
+    section: "functions",
+    key: "private.broadcast_values(uuid,jsonb,jsonb,text,text)",
+    reason: "a held commit whose DataKeys are pending already leaves the datasource row as it is (docs/performance.md)",
+    oldIncludes: "into v_budget, v_sent_at, v_pending from",
+    newIncludes: "if v_due_at is not null and not exists",
+  },
 ];
 
 /** Applies the old chain (`old`) or the baseline, then the migrations newer than the baseline. */

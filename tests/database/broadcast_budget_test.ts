@@ -168,3 +168,35 @@ Deno.test("broadcasts_per_second = 0 sends every commit; editors may set it with
     "the broadcast state is the database's own",
   );
 });
+
+Deno.test("a held commit whose DataKeys are pending already leaves the datasource row alone: one row version a commit, not two", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await db.sql`update public.datasources set broadcasts_per_second = 1`;
+  /** Row versions the write made of the datasource row (PostgreSQL 15 flushes these counts lazily: a difference). */
+  const updatesOf = (values: object) =>
+    db.sql.begin(async (tx) => {
+      const updates = async () =>
+        (await tx`select n_tup_upd::int as n from pg_stat_xact_user_tables
+          where schemaname = 'public' and relname = 'datasources'`)[0]!.n as number;
+      const before = await updates();
+      await tx`select public.ingest_write_batch(${
+        tx.json([{ datasource_id: s.datasourceId, key_id: s.keyId, values }] as never)
+      })`;
+      return await updates() - before;
+    });
+  await updatesOf({ temperature: 1 }); // sent
+  assert.equal(await updatesOf({ temperature: 2 }), 2, "held: last_ingested_at, then the pending DataKey");
+  assert.equal(
+    await updatesOf({ temperature: 3 }),
+    1,
+    "held again, temperature pending already: last_ingested_at only",
+  );
+  assert.equal(await updatesOf({ motor_stats: { rpm: 1, vibration: 2 } }), 2, "a new DataKey joins the pending ones");
+  const [ds] = await db.sql`select broadcast_pending from public.datasources where id = ${s.datasourceId}`;
+  assert.deepEqual(ds!.broadcast_pending, ["motor_stats", "temperature"]);
+  await intervalPassed(db.sql, s);
+  await db.sql`select private.flush_broadcasts()`;
+  const [last] = await db.sql`select payload from realtime.messages order by inserted_at desc limit 1`;
+  assert.deepEqual(last!.payload.values, { temperature: 3, motor_stats: { rpm: 1, vibration: 2 } });
+});
