@@ -20,7 +20,16 @@
  *
  * @module
  */
-import type { RealtimeChannel, SupabaseClient } from "@supabase/supabase-js";
+import type { REALTIME_SUBSCRIBE_STATES, RealtimeChannel, SupabaseClient } from "@supabase/supabase-js";
+import {
+  type Current,
+  emptyCurrent,
+  firstSeen,
+  type LatestRow,
+  offerMessage,
+  offerRows,
+  type ValuesMessage,
+} from "./latest_values.ts";
 
 /** A SingleData value: a number or a string. */
 export type SingleDataValue = number | string;
@@ -76,20 +85,32 @@ export interface Watch<T extends Record<keyof T, WidgetValue> = DatasourceValues
   values(): Readonly<LatestValues<T>>;
 }
 
-/** The broadcast payload the write functions send (`realtime.send` adds `id`). */
-interface ValuesMessage {
-  id?: string;
-  datasource_id: string;
-  observed_at?: string;
-  /** Batches and readings: each DataKey's own observation time (`observed_at` is the newest of them). */
-  observed_at_by_key?: Record<string, string>;
-  received_at: string;
-  values: Record<string, WidgetValue>;
-  /** The values were larger than a broadcast may carry: read them (`observed_at_by_key` names the DataKeys). */
-  values_omitted?: boolean;
+/** A broadcast as realtime-js hands it over: the payload, and (since realtime.send adds it) the message id. */
+interface BroadcastMessage {
+  payload?: ValuesMessage;
+  meta?: { id?: string };
 }
 
-const REMEMBERED_IDS = 1000;
+/** One watch, as the steps below share it. */
+interface WatchState {
+  readonly supabase: SupabaseClient;
+  readonly datasourceId: string;
+  readonly topic: string;
+  /** The caller's callbacks; `onStatus` is called only through {@linkcode status} (and by stop). */
+  readonly options: Pick<WatchOptions, "onStatus">;
+  /** Calls the caller's `onValues` with the current values. */
+  readonly emit: (changed: string[]) => void;
+  readonly current: Current;
+  /** The ids of the messages applied, the oldest first. */
+  readonly applied: Set<string>;
+  channel: RealtimeChannel | null;
+  stopped: boolean;
+  readOnce: boolean;
+  /** How many reads started: only the latest one's answer counts. */
+  reads: number;
+  lastSystemMessage: string | undefined;
+}
+
 const READ_RETRY_MS = 2000;
 
 /**
@@ -106,129 +127,119 @@ export function watchDatasource<T extends Record<keyof T, WidgetValue> = Datasou
   if (supabase.getChannels().some((c) => c.topic === `realtime:${topic}`)) {
     throw new Error(`Cannot watch datasource ${datasourceId} twice with one client: stop the first watch`);
   }
-  const current: Record<string, LatestValue> = Object.create(null);
-  const applied = new Set<string>();
-  let channel: RealtimeChannel | null = null;
-  let stopped = false;
-  let readOnce = false;
-  let reads = 0;
-  let lastSystemMessage: string | undefined;
-
-  function status(value: WatchStatus, detail?: string) {
-    if (!stopped || value === "closed") options.onStatus?.(value, detail);
-  }
-
-  /** The current values, typed as the caller named them (the one place `T` meets the untyped messages). */
-  function snapshot(): Readonly<LatestValues<T>> {
-    return Object.freeze({ ...current }) as Readonly<LatestValues<T>>;
-  }
-
-  function emit(changed: string[]) {
-    options.onValues(snapshot(), changed as (keyof T & string)[]);
-  }
-
-  /** Stores `candidate` unless the stored value was observed later (ties: the later arrival wins). */
-  function offer(dataKey: string, candidate: LatestValue): boolean {
-    const stored = current[dataKey];
-    if (stored && compare(candidate, stored) < 0) return false;
-    if (
-      stored && compare(candidate, stored) === 0 && JSON.stringify(stored.value) === JSON.stringify(candidate.value)
-    ) {
-      return false;
-    }
-    current[dataKey] = candidate;
-    return true;
-  }
-
-  function onMessage(message: { payload?: ValuesMessage; meta?: { id?: string } }) {
-    const payload = message.payload;
-    if (stopped || !payload) return;
-    const id = message.meta?.id ?? payload.id;
-    if (id) {
-      if (applied.has(id)) return;
-      applied.add(id);
-      if (applied.size > REMEMBERED_IDS) applied.delete(applied.values().next().value!);
-    }
-    if (payload.values_omitted === true) return readSafely();
-    if (typeof payload.values !== "object" || payload.values === null) return;
-    const received_at = utc(payload.received_at);
-    // Each DataKey's observation time when the message has them, else the message's; a message without
-    // either (sent by an older migration) carries values observed when received.
-    const observedAt = (dataKey: string) =>
-      utc(payload.observed_at_by_key?.[dataKey] ?? payload.observed_at ?? payload.received_at);
-    const changed = Object.entries(payload.values)
-      .filter(([dataKey, value]) => offer(dataKey, { value, observed_at: observedAt(dataKey), received_at }))
-      .map(([dataKey]) => dataKey);
-    if (changed.length > 0) emit(changed);
-  }
-
-  async function read() {
-    const attempt = ++reads;
-    const { data, error } = await supabase.rpc("datasource_latest_values", { p_datasource_id: datasourceId });
-    if (stopped || attempt !== reads) return;
-    if (error) {
-      status("error", `Cannot read the current values: ${error.message}`);
-      // Broadcasts still apply meanwhile; read again while the channel stays joined.
-      setTimeout(() => {
-        if (!stopped && attempt === reads && channel?.state === "joined") readSafely();
-      }, READ_RETRY_MS);
-      return;
-    }
-    const rows = (data ?? []) as { data_key: string; value: WidgetValue; observed_at: string; received_at: string }[];
-    const changed = rows
-      .filter((row) =>
-        offer(row.data_key, { value: row.value, observed_at: utc(row.observed_at), received_at: utc(row.received_at) })
-      )
-      .map((row) => row.data_key);
-    if (changed.length > 0 || !readOnce) emit(changed);
-    readOnce = true;
-    status("live");
-  }
-
-  function readSafely() {
-    read().catch((e) => status("error", `Cannot read the current values: ${(e as Error).message}`));
-  }
-
-  async function start() {
-    status("connecting");
-    // supabase-js resolves the user's token asynchronously: a join sent before it is known carries the anon
-    // key and is refused, so wait for it first.
-    await supabase.realtime.setAuth();
-    if (stopped) return;
-    channel = supabase
-      .channel(topic, { config: { private: true } })
-      .on("broadcast", { event: "values" }, onMessage)
-      .on("system", {}, (payload: { status?: string; message?: string }) => {
-        if (payload?.status === "error") lastSystemMessage = payload.message;
-      })
-      .subscribe((state, error) => {
-        if (stopped) return;
-        if (state === "SUBSCRIBED") {
-          readSafely();
-        } else if (state === "CHANNEL_ERROR") {
-          const reason = refusalReason(error);
-          if (reason) status("error", reason);
-          else status("reconnecting", error?.message);
-        } else if (state === "TIMED_OUT") {
-          status("reconnecting", "Timed out joining the channel");
-        } else if (state === "CLOSED") {
-          status("closed", lastSystemMessage ?? "The channel was closed");
-        }
-      });
-  }
-
-  const started = start().catch((e) => status("error", (e as Error).message));
-
-  return {
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await started;
-      if (channel) await supabase.removeChannel(channel);
-      options.onStatus?.("closed");
-    },
-    values: snapshot,
+  const current = emptyCurrent();
+  const state: WatchState = {
+    supabase,
+    datasourceId,
+    topic,
+    options,
+    emit: (changed) => options.onValues(snapshot<T>(current), changed as (keyof T & string)[]),
+    current,
+    applied: new Set(),
+    channel: null,
+    stopped: false,
+    readOnce: false,
+    reads: 0,
+    lastSystemMessage: undefined,
   };
+  const started = start(state).catch((e) => status(state, "error", (e as Error).message));
+  return {
+    stop: () => stop(state, started),
+    values: () => snapshot<T>(current),
+  };
+}
+
+/** The current values, typed as the caller named them (the one place `T` meets the untyped messages). */
+function snapshot<T extends Record<keyof T, WidgetValue>>(current: Current): Readonly<LatestValues<T>> {
+  return Object.freeze({ ...current }) as Readonly<LatestValues<T>>;
+}
+
+/** Reports `value` to the caller, unless the watch was stopped (then only `closed`). */
+function status(state: WatchState, value: WatchStatus, detail?: string) {
+  if (!state.stopped || value === "closed") state.options.onStatus?.(value, detail);
+}
+
+/** Joins the channel once the user's token is known; reads after each subscription. */
+async function start(state: WatchState) {
+  status(state, "connecting");
+  // supabase-js resolves the user's token asynchronously: a join sent before it is known carries the anon
+  // key and is refused, so wait for it first.
+  await state.supabase.realtime.setAuth();
+  if (state.stopped) return;
+  state.channel = subscribe(state);
+}
+
+/** The private channel of the datasource, subscribed, with its listeners. */
+function subscribe(state: WatchState): RealtimeChannel {
+  return state.supabase
+    .channel(state.topic, { config: { private: true } })
+    .on("broadcast", { event: "values" }, (message: BroadcastMessage) => onMessage(state, message))
+    .on("system", {}, (payload: { status?: string; message?: string }) => {
+      if (payload?.status === "error") state.lastSystemMessage = payload.message;
+    })
+    .subscribe((channelState, error) => onChannelState(state, channelState, error));
+}
+
+/** Reads the current values after each (re)subscription; reports the channel's other states. */
+function onChannelState(state: WatchState, channelState: REALTIME_SUBSCRIBE_STATES, error: Error | undefined) {
+  if (state.stopped) return;
+  if (channelState === "SUBSCRIBED") {
+    readSafely(state);
+  } else if (channelState === "CHANNEL_ERROR") {
+    const reason = refusalReason(error);
+    if (reason) status(state, "error", reason);
+    else status(state, "reconnecting", error?.message);
+  } else if (channelState === "TIMED_OUT") {
+    status(state, "reconnecting", "Timed out joining the channel");
+  } else if (channelState === "CLOSED") {
+    status(state, "closed", state.lastSystemMessage ?? "The channel was closed");
+  }
+}
+
+/** Applies a `values` broadcast once (by id): its values, or a read when they were omitted. */
+function onMessage(state: WatchState, message: BroadcastMessage) {
+  const payload = message.payload;
+  if (state.stopped || !payload) return;
+  const id = message.meta?.id ?? payload.id;
+  if (id && !firstSeen(state.applied, id)) return;
+  if (payload.values_omitted === true) return readSafely(state);
+  const changed = offerMessage(state.current, payload);
+  if (changed.length > 0) state.emit(changed);
+}
+
+/** Reads the current values; the first read emits even when nothing is stored, later ones only changes. */
+async function read(state: WatchState) {
+  const attempt = ++state.reads;
+  const { data, error } = await state.supabase.rpc("datasource_latest_values", { p_datasource_id: state.datasourceId });
+  if (state.stopped || attempt !== state.reads) return;
+  if (error) return retryRead(state, attempt, error.message);
+  const changed = offerRows(state.current, (data ?? []) as LatestRow[]);
+  if (changed.length > 0 || !state.readOnce) state.emit(changed);
+  state.readOnce = true;
+  status(state, "live");
+}
+
+/** Reports the failed read `attempt` and reads again later, unless another read started meanwhile. */
+function retryRead(state: WatchState, attempt: number, message: string) {
+  status(state, "error", `Cannot read the current values: ${message}`);
+  // Broadcasts still apply meanwhile; read again while the channel stays joined.
+  setTimeout(() => {
+    if (!state.stopped && attempt === state.reads && state.channel?.state === "joined") readSafely(state);
+  }, READ_RETRY_MS);
+}
+
+/** Reads, reporting a thrown error as a status. */
+function readSafely(state: WatchState) {
+  read(state).catch((e) => status(state, "error", `Cannot read the current values: ${(e as Error).message}`));
+}
+
+/** Stops the watch: no callback afterwards but the final `closed`, once the channel is left. */
+async function stop(state: WatchState, started: Promise<unknown>) {
+  if (state.stopped) return;
+  state.stopped = true;
+  await started;
+  if (state.channel) await state.supabase.removeChannel(state.channel);
+  state.options.onStatus?.("closed");
 }
 
 /**
@@ -239,15 +250,4 @@ function refusalReason(error: Error | undefined): string | undefined {
   const cause = error?.cause as { reason?: unknown; code?: unknown } | undefined;
   if (!cause || typeof cause !== "object" || typeof cause.code === "number" || cause instanceof Event) return undefined;
   return typeof cause.reason === "string" ? cause.reason : undefined;
-}
-
-/** Orders two observations of one DataKey: by observed_at, then received_at. */
-function compare(a: LatestValue, b: LatestValue): number {
-  return Date.parse(a.observed_at) - Date.parse(b.observed_at) ||
-    Date.parse(a.received_at) - Date.parse(b.received_at);
-}
-
-/** An ISO 8601 time in UTC with `Z` and milliseconds. */
-function utc(time: string): string {
-  return new Date(time).toISOString();
 }
