@@ -160,6 +160,12 @@ begin
     perform private.send_values(p_datasource_id, p_values, p_observed_at_by_key, p_observed_at, p_received_at);
     return true;
   end if;
+  -- Held back until v_due_at, with this commit's DataKeys pending already (the usual case on a busy datasource):
+  -- nothing to do, neither the interval to work out nor a second version of the row (and its WAL) in every commit.
+  if v_budget > 0 and now() < v_due_at
+    and not exists (select 1 from jsonb_object_keys(p_values) k where k <> all (v_pending)) then
+    return false;
+  end if;
   v_interval := private.broadcast_interval(greatest(v_budget, 1)::smallint);
   if v_budget = 0 or v_sent_at is null or now() >= v_sent_at + v_interval then
     -- The pending DataKeys this commit did not change, with their stored newest values.
@@ -181,11 +187,6 @@ begin
     set broadcast_sent_at = now(), broadcast_pending = '{}', broadcast_due_at = null
     where d.id = p_datasource_id;
     return true;
-  end if;
-  -- Held back. On a busy datasource its DataKeys are usually pending already: then the row stays as it is, rather
-  -- than getting a second version (and its WAL) in every commit.
-  if v_due_at is not null and not exists (select 1 from jsonb_object_keys(p_values) k where k <> all (v_pending)) then
-    return false;
   end if;
   update public.datasources d
   set broadcast_pending = array(

@@ -70,7 +70,7 @@ const EXPECTED = [
     key: "private.broadcast_values(uuid,jsonb,jsonb,text,text)",
     reason: "a held commit whose DataKeys are pending already leaves the datasource row as it is (docs/performance.md)",
     oldIncludes: "into v_budget, v_sent_at, v_pending from",
-    newIncludes: "if v_due_at is not null and not exists",
+    newIncludes: "if v_budget > 0 and now() < v_due_at and not exists",
   },
 ];
 
