@@ -126,3 +126,79 @@ Deno.test("no limit set: nothing is locked or counted, and the answer is the wri
   const [usage] = await db.sql`select day_readings::int as n, readings_tat from public.workspace_usage`;
   assert.deepEqual({ ...usage }, { n: 0, readings_tat: null });
 });
+
+Deno.test("property: a call of one payload takes its key's limits as the general stage does (same decision, same bucket)", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const nullable = (arb: fc.Arbitrary<number>) => fc.option(arb, { nil: null });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        ownRate: nullable(fc.integer({ min: 1, max: 20 })),
+        ownBurst: nullable(fc.integer({ min: 1, max: 20 })),
+        requestsPerSecond: fc.integer({ min: 0, max: 20 }),
+        requestsBurst: fc.integer({ min: 1, max: 20 }),
+        readingsPerSecond: fc.integer({ min: 0, max: 50 }),
+        readingsBurst: fc.integer({ min: 1, max: 50 }),
+        workspaceLimited: fc.boolean(),
+        // The buckets' theoretical arrival times, in seconds from now (null: never used).
+        requestsTat: nullable(fc.double({ min: -5, max: 5, noNaN: true })),
+        readingsTat: nullable(fc.double({ min: -5, max: 5, noNaN: true })),
+      }),
+      async (c) => {
+        const defaults = {
+          requests_per_second: c.requestsPerSecond,
+          requests_burst: c.requestsBurst,
+          readings_per_second: c.readingsPerSecond,
+          readings_burst: c.readingsBurst,
+          max_readings: 1,
+          workspace_readings_per_day: c.workspaceLimited ? 1_000_000 : 0,
+        };
+        /** The stage's answer and the bucket after it, in a transaction rolled back. */
+        const take = (fast: boolean) =>
+          db.sql.begin(async (tx) => {
+            await tx`update public.datasource_api_keys set rate_limit_per_second = ${c.ownRate},
+              rate_limit_burst = ${c.ownBurst} where id = ${s.keyId}`;
+            await tx`update private.key_buckets set
+              requests_tat = extract(epoch from clock_timestamp()) + ${c.requestsTat}::float8,
+              readings_tat = extract(epoch from clock_timestamp()) + ${c.readingsTat}::float8
+              where key_id = ${s.keyId}`;
+            const [row] = fast
+              ? await tx`select private.ingest_take_key_limit(${s.keyId}, ${tx.json(defaults)}) as r`
+              : await tx`select private.ingest_take_limits(${tx.json([{ key_id: s.keyId }])}, false,
+                  ${tx.json(defaults)}, 'keys') as r`;
+            const [bucket] = await tx`select requests_tat - extract(epoch from clock_timestamp()) as r,
+              readings_tat - extract(epoch from clock_timestamp()) as d from private.key_buckets where key_id = ${s.keyId}`;
+            throw Object.assign(new Error("rollback"), { answer: row!.r, bucket });
+          }).catch((e) => ({ answer: e.answer, bucket: e.bucket }));
+        const general = await take(false);
+        const fast = await take(true);
+        const decision = (a: { refused?: Record<string, { limit: string }>; workspaces?: boolean } | null) =>
+          a && { limit: a.refused?.["1"]?.limit ?? null, workspaces: a.workspaces ?? null };
+        assert.deepEqual(decision(fast.answer), decision(general.answer), JSON.stringify({ fast, general }));
+        for (const field of ["r", "d"] as const) {
+          const [f, g] = [fast.bucket?.[field], general.bucket?.[field]];
+          assert.ok(f === g || Math.abs(f - g) < 0.05, `bucket ${field}: ${f} against ${g}`);
+        }
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
+
+Deno.test("a key whose burst is one request admits its first request, whatever the rounding of epoch seconds", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const defaults = { requests_per_second: 5, requests_burst: 1, readings_per_second: 0, max_readings: 1 };
+  const refused: unknown[] = [];
+  for (let i = 0; i < 40; i++) {
+    // A fresh bucket each time: the request fills the burst exactly (1/5 s ahead of now, the most allowed).
+    await db.sql`update private.key_buckets set requests_tat = null, readings_tat = null where key_id = ${s.keyId}`;
+    const [general] = await db.sql`select private.ingest_take_limits(${db.sql.json([{ key_id: s.keyId }])}, false,
+      ${db.sql.json(defaults)}, 'keys') as r`;
+    await db.sql`update private.key_buckets set requests_tat = null, readings_tat = null where key_id = ${s.keyId}`;
+    const [fast] = await db.sql`select private.ingest_take_key_limit(${s.keyId}, ${db.sql.json(defaults)}) as r`;
+    if (general!.r !== null || fast!.r !== null) refused.push({ general: general!.r, fast: fast!.r });
+  }
+  assert.deepEqual(refused, [], "refused with a full bucket");
+});
