@@ -11,10 +11,11 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { applyMigrations, applyPlatformFixture, listMigrations } from "../../local/migrate.ts";
-import { findPostgresBinDir, startPostgres } from "../../local/postgres_server.ts";
+import { applyMigrations, listMigrations } from "../../local/migrate.ts";
+import { findPostgresBinDir } from "../../local/postgres_server.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { type Catalog, cronJobs, describeDifferences, diffCatalogs, readCatalog } from "../support/catalog.ts";
+import { startCronPostgres } from "../support/pg_cron.ts";
 
 const OLD_CHAIN = new URL("../fixtures/migrations_before_baseline/", import.meta.url);
 /** The first and last versions of the baseline. */
@@ -144,25 +145,10 @@ Deno.test({
   async fn() {
     // One server each: pg_cron schedules jobs from one database per server only (cron.database_name).
     const build = async (chain: "old" | "baseline") => {
-      const server = await startPostgres({
-        settings: {
-          shared_preload_libraries: "pg_cron",
-          "cron.database_name": "postgres",
-          "cron.use_background_workers": "on",
-          max_worker_processes: "16",
-        },
-      });
-      const sql = postgres(server.url, { max: 1, onnotice: () => {} });
-      try {
-        await sql`create extension pg_cron`;
-        await applyPlatformFixture(sql);
-        await migrate(sql, chain);
-        // No rows: the jobs may have run already (they change the singleton rows' times).
-        return { jobs: await cronJobs(sql), catalog: await readCatalog(sql, { rows: false }) };
-      } finally {
-        await sql.end();
-        await server.stop();
-      }
+      await using server = await startCronPostgres();
+      await migrate(server.sql, chain);
+      // No rows: the jobs may have run already (they change the singleton rows' times).
+      return { jobs: await cronJobs(server.sql), catalog: await readCatalog(server.sql, { rows: false }) };
     };
     const [old, baseline] = [await build("old"), await build("baseline")];
     assert.ok(old.jobs.length > 0, "the old chain scheduled jobs");
