@@ -69,16 +69,20 @@ revoke all on table private.realtime_activity from public, anon, authenticated, 
 insert into private.realtime_activity default values;
 
 -- The function's Realtime settings for this transaction (`p_limits` of the write functions):
--- `realtime_messages_per_second` (the project budget, 0: none) and `realtime_max_payload_bytes`.
+-- `realtime_messages_per_second` (the project budget, 0: none) and `realtime_max_payload_bytes`. plpgsql, as
+-- broadcast_interval below: a sql function with its own search_path is planned again at every call (about 30 us),
+-- plpgsql keeps its plans for the session.
 create function private.use_realtime_settings(p_settings jsonb)
 returns void
-language sql
+language plpgsql
 volatile
 set search_path = ''
 as $$
-  select set_config('ingest.realtime_messages_per_second',
+begin
+  perform set_config('ingest.realtime_messages_per_second',
       coalesce(p_settings ->> 'realtime_messages_per_second', ''), true),
     set_config('ingest.realtime_max_payload_bytes', coalesce(p_settings ->> 'realtime_max_payload_bytes', ''), true);
+end;
 $$;
 revoke all on function private.use_realtime_settings(jsonb) from public;
 
@@ -86,15 +90,17 @@ revoke all on function private.use_realtime_settings(jsonb) from public;
 -- when that is less (every active datasource gets the same share).
 create function private.broadcast_interval(p_per_second smallint)
 returns interval
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select make_interval(secs => greatest(
+begin
+  return make_interval(secs => greatest(
     1.0 / p_per_second,
     coalesce((select a.active_datasources from private.realtime_activity a)
       / nullif(nullif(current_setting('ingest.realtime_messages_per_second', true), '')::numeric, 0), 0)
   ));
+end;
 $$;
 revoke all on function private.broadcast_interval(smallint) from public;
 

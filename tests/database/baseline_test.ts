@@ -94,6 +94,13 @@ const EXPECTED = [
     oldIncludes: undefined,
     newIncludes: "ingest_take_key_limit",
   },
+  ...["use_realtime_settings(jsonb)", "broadcast_interval(smallint)"].map((signature) => ({
+    section: "functions",
+    key: `private.${signature}`,
+    reason: "plpgsql instead of sql: a sql function with its own search_path is planned again at every call",
+    oldIncludes: "LANGUAGE sql",
+    newIncludes: "LANGUAGE plpgsql",
+  })),
 ];
 
 /** Applies the old chain (`old`) or the baseline, then the migrations newer than the baseline. */
