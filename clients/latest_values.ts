@@ -43,12 +43,8 @@ export function emptyCurrent(): Current {
 /** Stores `candidate` unless the stored value was observed later (ties: the later arrival wins). */
 export function offer(current: Current, dataKey: string, candidate: LatestValue): boolean {
   const stored = current[dataKey];
-  if (stored && compare(candidate, stored) < 0) return false;
-  if (
-    stored && compare(candidate, stored) === 0 && JSON.stringify(stored.value) === JSON.stringify(candidate.value)
-  ) {
-    return false;
-  }
+  const order = stored ? compare(candidate, stored) : 1;
+  if (order < 0 || (order === 0 && JSON.stringify(stored!.value) === JSON.stringify(candidate.value))) return false;
   current[dataKey] = candidate;
   return true;
 }

@@ -83,9 +83,8 @@ export type HistoryReader = (keys: string[], from: number, to: number) => Promis
 /**
  * Reads the hour `range` of every series into `trends`: one call per 20
  * series, and when a call is refused, one per series of it (so that a series
- * the database cannot average, say two readings near ±1.8e308 in a bucket,
- * costs only its own history). Returns each series left without history, with
- * the reason; those show their live values only.
+ * the database refuses costs only its own history). Returns each series left
+ * without history, with the reason; those show their live values only.
  */
 export async function loadTrendHistory(
   trends: Trends,

@@ -42,6 +42,9 @@ export interface HandlerOptions {
   now?: () => number;
 }
 
+/** The endpoint's methods: the preflight's and a 405's answer. */
+const ENDPOINT_METHODS = "GET, POST, OPTIONS";
+
 /** What one request has learnt on its way, for its error answer and its log line. */
 interface RequestState {
   requestId: string;
@@ -67,7 +70,7 @@ function preflightHeaders(cors: Record<string, string>): Record<string, string> 
     ...cors,
     "Access-Control-Allow-Headers":
       "authorization, x-api-key, content-type, content-encoding, idempotency-key, x-client-info, apikey",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Methods": ENDPOINT_METHODS,
     "Access-Control-Max-Age": "86400",
   };
 }
@@ -93,13 +96,13 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     }
     if (route === "openapi") return openApiResponse(request.method, { ...cors, "X-Request-Id": state.requestId });
     if (route === "usage") return answerUsage(request, state);
-    allowMethods(request.method, ["GET", "POST"], "POST (or GET)");
+    allowMethods(request.method, ENDPOINT_METHODS, "POST (or GET)");
     return answerEndpoint(request, state);
   }
 
   /** The key's and its workspace's limits and what is left of them now, as the database counts them. */
   async function answerUsage(request: Request, state: RequestState): Promise<Response> {
-    allowMethods(request.method, ["GET"]);
+    allowMethods(request.method, "GET");
     const key = await authenticate(request, state);
     const usage = await store.usage(key.key_id);
     if (!usage || typeof usage !== "object") throw invalidApiKey(); // the key was deleted meanwhile

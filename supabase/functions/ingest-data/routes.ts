@@ -23,11 +23,11 @@ export function routeOf(url: string): Route | undefined {
   return match[1] === "/openapi.json" ? "openapi" : match[1]?.startsWith("/usage") ? "usage" : "endpoint";
 }
 
-/** Throws the 405 of a method the route does not take, with its `Allow` header. */
-export function allowMethods(method: string, allowed: string[], hint = allowed.join(" or ")): void {
-  if (allowed.includes(method)) return;
+/** Throws the 405 of a method not in `allow` (the `Allow` header's value); `hint` says what to use. */
+export function allowMethods(method: string, allow: string, hint = allow): void {
+  if (allow.split(", ").includes(method)) return;
   throw new HttpError(405, "method_not_allowed", `Method ${method} not allowed: use ${hint}`, {
-    headers: { Allow: [...allowed, ...(allowed.length > 1 ? ["OPTIONS"] : [])].join(", ") },
+    headers: { Allow: allow },
   });
 }
 
@@ -35,7 +35,7 @@ let openApiText: Promise<string> | undefined;
 
 /** The OpenAPI document, built on first use: its generator stays out of the cold start. */
 export async function openApiResponse(method: string, headers: Record<string, string>): Promise<Response> {
-  allowMethods(method, ["GET"]);
+  allowMethods(method, "GET");
   openApiText ??= import("./openapi.ts").then((m) => JSON.stringify(m.buildOpenApiDocument(), null, 2) + "\n");
   return new Response(await openApiText, {
     headers: { ...headers, "Content-Type": "application/json; charset=utf-8" },
