@@ -420,7 +420,9 @@ declare
   v_new_d double precision;
   v_refusal jsonb;
 begin
-  -- The key's limits (as private.ingest_limits_of computes them) and its bucket, locked.
+  -- The key's limits and its bucket, locked. The limits repeat private.ingest_limits_of's expressions: calling it
+  -- here doubled this function's cost (docs/performance.md); the property test in ingest_limits_test.ts holds
+  -- both stages to the same decisions.
   select k.datasource_id,
     coalesce(k.rate_limit_per_second, (p_defaults ->> 'requests_per_second')::int, 0)::float8 as rps,
     coalesce(k.rate_limit_burst, (p_defaults ->> 'requests_burst')::int, 1)::float8 as rb,
