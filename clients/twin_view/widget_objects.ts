@@ -282,7 +282,7 @@ function titleElement(widget: TwinWidget): HTMLElement {
 /** A chart's column label: the value over its label ("no value yet" without a reading). */
 function columnElement(widget: TwinWidget, reading: Reading | null, index: number): HTMLElement {
   const element = document.createElement("div");
-  element.className = "column";
+  element.className = reading ? "column" : "column empty";
   element.dataset.widgetId = widget.id;
   element.dataset.index = String(index);
   const value = document.createElement("span");

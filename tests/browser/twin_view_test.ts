@@ -113,6 +113,13 @@ Deno.test("deno task dev: the twin view loads without console errors, renders th
       ["production_output", "no value yet"],
       ["temperature", "no value yet"],
     ]);
+    // A chart without a value says so in the scene too, whole (it was cut to "no value y…").
+    const empty = await page.$$eval(
+      ".label.column .v",
+      (spans) => spans.filter((s) => s.textContent === "no value yet").map((s) => [s.scrollWidth, s.clientWidth]),
+    );
+    assert.equal(empty.length, 1, "the bar chart's empty column");
+    assert.ok(empty[0]![0]! <= empty[0]![1]!, `"no value yet" is cut short: ${empty[0]}`);
     const { width, height, colours, checksum } = await canvasColours(page);
     assert.ok(width >= 800 && height >= 600, `canvas ${width}x${height} at 1280x800`);
     assert.ok(colours > 20, `the canvas shows ${colours} colours: blank?`);
