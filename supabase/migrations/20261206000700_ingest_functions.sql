@@ -226,7 +226,10 @@ comment on function public.ingest_write(uuid, uuid, jsonb, timestamptz) is
 -- One request of a call to ingest_write_batch, checked: `error` is the PTxxx
 -- code that refuses it, or 'replay' when `replay`, the recorded answer of an
 -- earlier request with the same Idempotency-Key and hash, answers it and it
--- writes nothing.
+-- writes nothing. With limits (private.ingest_store_batch's `p_limits`):
+-- `key_limits` its key's {requests per second, burst, readings per second,
+-- burst} (null: none), `workspace_limited` whether its workspace has a limit,
+-- and `refusal` the limit that refused it (`error` PT429).
 create type private.batch_request as (
   i int,
   datasource_id uuid,
@@ -237,7 +240,10 @@ create type private.batch_request as (
   error text,
   idempotency_key text,
   request_hash text,
-  replay jsonb
+  replay jsonb,
+  key_limits double precision[],
+  workspace_limited boolean,
+  refusal jsonb
 );
 
 -- Group commit: the function coalesces concurrent requests into one call and
@@ -278,6 +284,29 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+as $$
+begin
+  return private.ingest_store_batch(p_requests, null);
+end;
+$$;
+revoke all on function public.ingest_write_batch(jsonb) from public, anon, authenticated, service_role;
+grant execute on function public.ingest_write_batch(jsonb) to service_role;
+comment on function public.ingest_write_batch(jsonb) is
+  'Stores several requests'' values in one commit (service_role only); refuses a request it cannot read alone. '
+  'Checks keys, scopes, datasources and DataKeys; trusts the function for value shapes (see docs/security.md).';
+
+-- ingest_write_batch's work. With `p_limits` (the ingest-data function's
+-- settings, ..._limits.sql), its key limits are taken in the same pass, from
+-- the requests as read here, before anything is written: a request over its
+-- key's limit is refused (PT429, `{code, limit}`) and counted in
+-- ingest_throttles. When a request's workspace has a limit, it returns
+-- `{"workspaces": true}` at once, having locked and written nothing: the
+-- caller takes the path for workspace limits (ingest_write_within_limits).
+create function private.ingest_store_batch(p_requests jsonb, p_limits jsonb)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
 -- Plans of the statements below do not depend on the batch: skip replanning.
 set plan_cache_mode = force_generic_plan
 as $$
@@ -296,17 +325,44 @@ declare
   v_results jsonb;
   v_seqscan text;
   v_recorded int;
+  v_refused jsonb;
+  -- The limits' defaults, read once (null without p_limits: no limit at all).
+  v_requests_per_second int := coalesce((p_limits ->> 'requests_per_second')::int, 0);
+  v_requests_burst int := coalesce((p_limits ->> 'requests_burst')::int, 1);
+  v_readings_per_second int := coalesce((p_limits ->> 'readings_per_second')::int, 0);
+  v_readings_burst int := coalesce((p_limits ->> 'readings_burst')::int, 1);
+  v_max_readings int := coalesce((p_limits ->> 'max_readings')::int, 1);
+  v_workspace_limited boolean := coalesce((p_limits ->> 'workspace_readings_per_second')::int, 0) > 0
+    or coalesce((p_limits ->> 'workspace_readings_per_day')::bigint, 0) > 0
+    or coalesce((p_limits ->> 'workspace_readings_per_month')::bigint, 0) > 0;
 begin
   -- Every cast is guarded: a request whose ids, values or time cannot be read
   -- gets a PTxxx code of its own, never an error that would abort the batch.
   v_requests := array(
     select row(c.ord, c.datasource_id, c.key_id, case when c.error is null then c.vals end, c.observed_at,
-      c.keep_history, c.error, c.idempotency_key, c.request_hash, null)::private.batch_request
+      c.keep_history, c.error, c.idempotency_key, c.request_hash, null,
+      case when c.key_limits[1] > 0 or c.key_limits[3] > 0 then c.key_limits end, c.workspace_limited, null
+    )::private.batch_request
     from (
       select
         r.ord::int as ord,
         d.id as datasource_id,
         k.id as key_id,
+        -- The key's limits: its own, else the defaults; its readings limit scaled like the defaults (as
+        -- private.ingest_limits_of, which the property test in ingest_limits_test.ts holds this to).
+        case when p_limits is not null and k.id is not null then array[
+          coalesce(k.rate_limit_per_second, v_requests_per_second),
+          coalesce(k.rate_limit_burst, v_requests_burst),
+          case when k.rate_limit_per_second is null or v_requests_per_second <= 0 then v_readings_per_second
+            else ceil(k.rate_limit_per_second::numeric * v_readings_per_second / v_requests_per_second) end,
+          greatest(
+            case when k.rate_limit_burst is null then v_readings_burst
+              else ceil(k.rate_limit_burst::numeric * v_readings_burst / greatest(v_requests_burst, 1)) end,
+            v_max_readings)
+        ]::float8[] end as key_limits,
+        p_limits is not null and k.id is not null and (v_workspace_limited
+          or coalesce(w.readings_per_second > 0 or w.readings_per_day > 0 or w.readings_per_month > 0, false))
+          as workspace_limited,
         r.value -> 'values' as vals,
         t.observed_at,
         d.keep_history,
@@ -348,9 +404,29 @@ begin
       left join public.datasource_api_keys k
         on k.id = r.key_id and k.datasource_id = r.datasource_id
       left join public.datasources d on d.id = k.datasource_id
+      left join public.workspace_limits w on w.workspace_id = d.workspace_id
     ) c
     order by c.ord
   );
+
+  -- Limits: a workspace's are taken once the write is done (ingest_write_within_limits); a key's here,
+  -- before anything is locked but the keys' buckets, as every path takes them.
+  if p_limits is not null then
+    if exists (select 1 from unnest(v_requests) q where q.workspace_limited) then
+      return jsonb_build_object('workspaces', true);
+    end if;
+    v_refused := private.ingest_take_batch_key_limits(v_requests, p_limits);
+    if v_refused is not null then
+      v_requests := array(
+        select row(q.i, q.datasource_id, q.key_id, q.vals, q.observed_at, q.keep_history,
+          case when v_refused ? q.i::text then 'PT429' else q.error end, q.idempotency_key, q.request_hash, q.replay,
+          q.key_limits, q.workspace_limited, v_refused -> q.i::text
+        )::private.batch_request
+        from unnest(v_requests) q order by q.i
+      );
+      perform private.ingest_count_refusals(v_refused);
+    end if;
+  end if;
 
   -- Lock each datasource once, in id order, and record the ingestion. A
   -- datasource deleted since the snapshot above is not locked: its requests
@@ -375,7 +451,7 @@ begin
     v_requests := array(
       select row(q.i, q.datasource_id, q.key_id, q.vals, q.observed_at, q.keep_history,
         case when q.error is null and q.datasource_id <> all (v_locked) then 'PT401' else q.error end,
-        q.idempotency_key, q.request_hash, null
+        q.idempotency_key, q.request_hash, null, q.key_limits, q.workspace_limited, q.refusal
       )::private.batch_request
       from unnest(v_requests) q order by q.i
     );
@@ -410,7 +486,8 @@ begin
             else 'PT422'
           end,
           q.idempotency_key, q.request_hash,
-          case when v_found -> q.i::text ->> 'request_hash' = q.request_hash then v_found -> q.i::text -> 'response' end
+          case when v_found -> q.i::text ->> 'request_hash' = q.request_hash then v_found -> q.i::text -> 'response' end,
+          q.key_limits, q.workspace_limited, q.refusal
         )::private.batch_request
         from unnest(v_requests) q
         order by q.i
@@ -468,6 +545,7 @@ begin
     v_results := (
       select coalesce(jsonb_agg(
         case when q.error = 'replay' then jsonb_build_object('replay', private.api_times(q.replay))
+        when q.error = 'PT429' then jsonb_build_object('code', 'PT429', 'limit', q.refusal - 'datasource_id')
         when q.error is not null then jsonb_build_object('code', q.error)
         else jsonb_build_object('observed_at', to_char(q.observed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
           'superseded', case when v_superseded then coalesce((
@@ -505,11 +583,7 @@ begin
   return jsonb_build_object('received_at', v_received_at, 'results', v_results);
 end;
 $$;
-revoke all on function public.ingest_write_batch(jsonb) from public, anon, authenticated, service_role;
-grant execute on function public.ingest_write_batch(jsonb) to service_role;
-comment on function public.ingest_write_batch(jsonb) is
-  'Stores several requests'' values in one commit (service_role only); refuses a request it cannot read alone. '
-  'Checks keys, scopes, datasources and DataKeys; trusts the function for value shapes (see docs/security.md).';
+revoke all on function private.ingest_store_batch(jsonb, jsonb) from public;
 
 -- One request of a call to ingest_write_readings, checked: `error` is the
 -- PTxxx code that refuses it, `replay` the recorded answer of an earlier

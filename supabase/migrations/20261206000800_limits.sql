@@ -478,6 +478,66 @@ end;
 $$;
 revoke all on function private.ingest_take_key_limit(uuid, jsonb) from public;
 
+-- The `keys` stage of ingest_take_limits for private.ingest_store_batch, from the requests as it read them
+-- (`key_limits` set where the key has a limit): the buckets locked by one statement and, when every key's share
+-- fits, taken by another, with no second reading of the requests, keys and limits. When a share does not fit, the
+-- general stage decides request by request. Returns the refusals (`{<i>: refusal}`), or null.
+create function private.ingest_take_batch_key_limits(p_requests private.batch_request[], p_limits jsonb)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_now double precision;
+  v_fits boolean;
+begin
+  perform from private.key_buckets b
+  where b.key_id in (select q.key_id from unnest(p_requests) q where q.key_limits is not null)
+  order by b.key_id
+  for update;
+  if not found then
+    return null;
+  end if;
+  -- Now, once the rows are ours (see ingest_take_limits).
+  v_now := extract(epoch from clock_timestamp());
+
+  -- Each key's share: one request and one reading per request; its limits are the same in each of its requests.
+  with shares as (
+    select q.key_id, count(*)::float8 as n, min(q.key_limits) as l
+    from unnest(p_requests) q
+    where q.key_limits is not null
+    group by q.key_id
+  ), fits as (
+    select coalesce(bool_and(
+      (s.l[1] <= 0 or greatest(coalesce(b.requests_tat, v_now), v_now) + s.n / s.l[1] - v_now <= s.l[2] / s.l[1] + 1e-6)
+      and (s.l[3] <= 0 or greatest(coalesce(b.readings_tat, v_now), v_now) + s.n / s.l[3] - v_now <= s.l[4] / s.l[3] + 1e-6)
+    ), true) as ok
+    from shares s
+    join private.key_buckets b on b.key_id = s.key_id
+  ), taken as (
+    update private.key_buckets b
+    set requests_tat = case when s.l[1] > 0 then greatest(coalesce(b.requests_tat, v_now), v_now) + s.n / s.l[1]
+        else b.requests_tat end,
+      readings_tat = case when s.l[3] > 0 then greatest(coalesce(b.readings_tat, v_now), v_now) + s.n / s.l[3]
+        else b.readings_tat end
+    from shares s
+    where b.key_id = s.key_id and (select f.ok from fits f)
+  )
+  select f.ok into v_fits from fits f;
+  if v_fits then
+    return null;
+  end if;
+  return private.ingest_take_limits(
+    (select jsonb_agg(case when q.key_limits is not null then jsonb_build_object('key_id', q.key_id) else '{}' end
+      order by q.i) from unnest(p_requests) q),
+    false, p_limits, 'keys'
+  ) -> 'refused';
+end;
+$$;
+revoke all on function private.ingest_take_batch_key_limits(private.batch_request[], jsonb) from public;
+
 -- Counts the refusals of a call (`{i: refusal with its datasource_id}`) in ingest_throttles.
 create function private.ingest_count_refusals(p_refused jsonb)
 returns void
@@ -494,13 +554,15 @@ $$;
 revoke all on function private.ingest_count_refusals(jsonb) from public;
 
 -- Writes a call's requests within the limits, for the two batch write
--- functions (`p_readings`: ingest_write_readings' requests): the keys' limits
--- first, then the write of what they admitted, then the workspaces' limits
--- when a workspace has any. A request the workspaces' limits refuse was
--- written already: the attempt is undone (a subtransaction, paid only by
--- calls of workspaces with limits) and the others are written again; each
--- attempt has fewer requests, so this ends. Answers as the write function
--- does, with `{code: PT429, limit}` for each refused request.
+-- functions (`p_readings`: ingest_write_readings' requests). Single payloads
+-- of workspaces without limits (the default): private.ingest_store_batch
+-- takes the keys' limits in its own pass. Otherwise: the keys' limits first,
+-- then the write of what they admitted, then the workspaces' limits when a
+-- workspace has any. A request the workspaces' limits refuse was written
+-- already: the attempt is undone (a subtransaction, paid only by calls of
+-- workspaces with limits) and the others are written again; each attempt has
+-- fewer requests, so this ends. Answers as the write function does, with
+-- `{code: PT429, limit}` for each refused request.
 create function private.ingest_write_within_limits(p_requests jsonb, p_readings boolean, p_limits jsonb)
 returns jsonb
 language plpgsql
@@ -508,13 +570,25 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_keys jsonb := private.ingest_take_limits(p_requests, p_readings, p_limits, 'keys');
-  v_refused jsonb := coalesce(v_keys -> 'refused', '{}');
+  v_keys jsonb;
+  v_refused jsonb;
   v_requests jsonb := p_requests;
   v_index int[];
   v_stage jsonb;
   v_answer jsonb;
 begin
+  -- Single payloads whose workspaces have no limit: the write takes the key limits itself, in one pass.
+  if not p_readings and coalesce((p_limits ->> 'workspace_readings_per_second')::int, 0) <= 0
+    and coalesce((p_limits ->> 'workspace_readings_per_day')::bigint, 0) <= 0
+    and coalesce((p_limits ->> 'workspace_readings_per_month')::bigint, 0) <= 0
+  then
+    v_answer := private.ingest_store_batch(p_requests, p_limits);
+    if not v_answer ? 'workspaces' then
+      return v_answer;
+    end if;
+  end if;
+  v_keys := private.ingest_take_limits(p_requests, p_readings, p_limits, 'keys');
+  v_refused := coalesce(v_keys -> 'refused', '{}');
   if v_keys is null then
     return private.ingest_write_requests(p_requests, p_readings);
   end if;

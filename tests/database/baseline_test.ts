@@ -94,6 +94,42 @@ const EXPECTED = [
     oldIncludes: undefined,
     newIncludes: "ingest_take_key_limit",
   },
+  // The key limits of a batch of single payloads are taken in the write's own pass (docs/performance.md).
+  {
+    section: "types",
+    key: "private.batch_request",
+    reason: "carries each request's key limits, whether its workspace has a limit, and the limit that refused it",
+    oldIncludes: '"replay jsonb"]',
+    newIncludes: '"replay jsonb","key_limits double precision[]","workspace_limited boolean","refusal jsonb"]',
+  },
+  {
+    section: "functions",
+    key: "public.ingest_write_batch(jsonb)",
+    reason: "its work moved to private.ingest_store_batch, which takes key limits too when given them",
+    oldIncludes: "declare v_requests private.batch_request[]",
+    newIncludes: "return private.ingest_store_batch(p_requests, null)",
+  },
+  {
+    section: "functions",
+    key: "private.ingest_store_batch(jsonb,jsonb)",
+    reason: "new: ingest_write_batch's work, with the key limits taken from the requests as it reads them",
+    oldIncludes: undefined,
+    newIncludes: "private.ingest_take_batch_key_limits(v_requests, p_limits)",
+  },
+  {
+    section: "functions",
+    key: "private.ingest_take_batch_key_limits(private.batch_request[],jsonb)",
+    reason: "new: the keys stage of ingest_store_batch, one lock and one update when every share fits",
+    oldIncludes: undefined,
+    newIncludes: "ingest_take_limits",
+  },
+  {
+    section: "functions",
+    key: "private.ingest_write_within_limits(jsonb,boolean,jsonb)",
+    reason: "single payloads of workspaces without limits go to ingest_store_batch with the limits",
+    oldIncludes: "v_keys jsonb := private.ingest_take_limits(p_requests, p_readings, p_limits, 'keys')",
+    newIncludes: "private.ingest_store_batch(p_requests, p_limits)",
+  },
   ...["use_realtime_settings(jsonb)", "broadcast_interval(smallint)"].map((signature) => ({
     section: "functions",
     key: `private.${signature}`,

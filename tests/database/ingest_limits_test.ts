@@ -11,6 +11,19 @@ import { asRole, createKey, seedWorkspace } from "../support/seed.ts";
 
 const NO_KEY_LIMITS = { requests_per_second: 0, readings_per_second: 0, max_readings: 1 };
 
+/** The function's key limit settings (p_limits) as a property draws them. */
+function keyDefaults(
+  c: { requestsPerSecond: number; requestsBurst: number; readingsPerSecond: number; readingsBurst: number },
+) {
+  return {
+    requests_per_second: c.requestsPerSecond,
+    requests_burst: c.requestsBurst,
+    readings_per_second: c.readingsPerSecond,
+    readings_burst: c.readingsBurst,
+    max_readings: 1,
+  };
+}
+
 /** A batch of `count` single payloads for ingest_write_batch. */
 function batch(datasourceId: string, keyId: string, count: number) {
   return Array.from({ length: count }, (_, i) => ({
@@ -146,14 +159,7 @@ Deno.test("property: a call of one payload takes its key's limits as the general
         readingsTat: nullable(fc.double({ min: -5, max: 5, noNaN: true })),
       }),
       async (c) => {
-        const defaults = {
-          requests_per_second: c.requestsPerSecond,
-          requests_burst: c.requestsBurst,
-          readings_per_second: c.readingsPerSecond,
-          readings_burst: c.readingsBurst,
-          max_readings: 1,
-          workspace_readings_per_day: c.workspaceLimited ? 1_000_000 : 0,
-        };
+        const defaults = { ...keyDefaults(c), workspace_readings_per_day: c.workspaceLimited ? 1_000_000 : 0 };
         /** The stage's answer and the bucket after it, in a transaction rolled back. */
         const take = (fast: boolean) =>
           db.sql.begin(async (tx) => {
@@ -183,6 +189,90 @@ Deno.test("property: a call of one payload takes its key's limits as the general
       },
     ),
     { numRuns: 150 },
+  );
+});
+
+Deno.test("property: a batch takes its keys' limits in its own pass as the general stage does (same refusals, same buckets)", async () => {
+  await using db = await createTestDatabase();
+  const first = await seedWorkspace(db.sql);
+  const second = await seedWorkspace(db.sql);
+  // Three keys: two of one datasource, one of another workspace's.
+  const keys = [
+    { datasourceId: first.datasourceId, keyId: first.keyId },
+    { datasourceId: first.datasourceId, keyId: (await createKey(db.sql, first.datasourceId)).keyId },
+    { datasourceId: second.datasourceId, keyId: second.keyId },
+  ];
+  const nullable = (arb: fc.Arbitrary<number>) => fc.option(arb, { nil: null });
+  const keyState = fc.record({
+    ownRate: nullable(fc.integer({ min: 1, max: 6 })),
+    ownBurst: nullable(fc.integer({ min: 1, max: 6 })),
+    // The buckets' theoretical arrival times, in seconds from now (null: never used).
+    requestsTat: nullable(fc.double({ min: -2, max: 3, noNaN: true })),
+    readingsTat: nullable(fc.double({ min: -2, max: 3, noNaN: true })),
+  });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        keys: fc.tuple(keyState, keyState, keyState),
+        requestsPerSecond: fc.integer({ min: 0, max: 6 }),
+        requestsBurst: fc.integer({ min: 1, max: 6 }),
+        readingsPerSecond: fc.integer({ min: 0, max: 12 }),
+        readingsBurst: fc.integer({ min: 1, max: 12 }),
+        // Which key sends each request of the batch, in order.
+        senders: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 12 }),
+      }),
+      async (c) => {
+        const defaults = keyDefaults(c);
+        const requests = c.senders.map((k, i) => ({
+          datasource_id: keys[k]!.datasourceId,
+          key_id: keys[k]!.keyId,
+          values: { temperature: i },
+          observed_at: null,
+        }));
+        /** The refused requests (1-based index: limit) and the buckets after, in a transaction rolled back. */
+        const take = (fused: boolean) =>
+          db.sql.begin(async (tx) => {
+            for (const [k, state] of c.keys.entries()) {
+              await tx`update public.datasource_api_keys set rate_limit_per_second = ${state.ownRate},
+                rate_limit_burst = ${state.ownBurst} where id = ${keys[k]!.keyId}`;
+              await tx`update private.key_buckets set
+                requests_tat = extract(epoch from clock_timestamp()) + ${state.requestsTat}::float8,
+                readings_tat = extract(epoch from clock_timestamp()) + ${state.readingsTat}::float8
+                where key_id = ${keys[k]!.keyId}`;
+            }
+            const refused: Record<string, string> = {};
+            if (fused) {
+              const [row] = await tx`select public.ingest_write_batch(${tx.json(requests)}, ${tx.json(defaults)}) as r`;
+              const results = (row!.r.results ?? []) as { code?: string; limit?: { limit: string } }[];
+              results.forEach((result, i) => {
+                if (result.code === "PT429") refused[String(i + 1)] = result.limit!.limit;
+              });
+            } else {
+              const [row] = await tx`select private.ingest_take_limits(${tx.json(requests)}, false,
+                ${tx.json(defaults)}, 'keys') as r`;
+              for (const [i, refusal] of Object.entries(row!.r?.refused ?? {})) {
+                refused[i] = (refusal as { limit: string }).limit;
+              }
+            }
+            const buckets = await tx`select key_id, requests_tat - extract(epoch from clock_timestamp()) as r,
+              readings_tat - extract(epoch from clock_timestamp()) as d from private.key_buckets order by key_id`;
+            throw Object.assign(new Error("rollback"), { refused, buckets });
+          }).catch((e) => {
+            if (!e.refused) throw e;
+            return { refused: e.refused as Record<string, string>, buckets: e.buckets as Record<string, number>[] };
+          });
+        const general = await take(false);
+        const fused = await take(true);
+        assert.deepEqual(fused.refused, general.refused, JSON.stringify({ c, fused, general }));
+        for (const [i, bucket] of fused.buckets.entries()) {
+          for (const field of ["r", "d"] as const) {
+            const [f, g] = [bucket[field], general.buckets[i]![field]];
+            assert.ok(f === g || Math.abs(f! - g!) < 0.05, `bucket ${field}: ${f} against ${g}`);
+          }
+        }
+      },
+    ),
+    { numRuns: 120 },
   );
 });
 

@@ -71,8 +71,14 @@ Deno.test("an answer the store cannot read after the commit: 503 for every route
   const s = await seedWorkspace(db.sql, { keepHistory: true });
   await using fn = createTestFunction(db.url);
   const routes = [
-    // A single payload with an Idempotency-Key goes through ingest_write_batch.
-    { fn: "ingest_write_batch", args: "p_requests jsonb", call: "p_requests", body: { temperature: 1 }, key: true },
+    // A single payload with an Idempotency-Key goes through ingest_write_batch (with the function's limits).
+    {
+      fn: "ingest_write_batch",
+      args: "p_requests jsonb, p_limits jsonb",
+      call: "p_requests, p_limits",
+      body: { temperature: 1 },
+      key: true,
+    },
     {
       fn: "ingest_write_readings",
       args: "p_requests jsonb",
