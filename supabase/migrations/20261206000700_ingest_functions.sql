@@ -228,8 +228,9 @@ comment on function public.ingest_write(uuid, uuid, jsonb, timestamptz) is
 -- earlier request with the same Idempotency-Key and hash, answers it and it
 -- writes nothing. With limits (private.ingest_store_batch's `p_limits`):
 -- `key_limits` its key's {requests per second, burst, readings per second,
--- burst} (null: none), `workspace_limited` whether its workspace has a limit,
--- and `refusal` the limit that refused it (`error` PT429).
+-- burst} (null: none), its `workspace_id` and `workspace_limits` {readings
+-- per second, burst, per day, per month} (null: none), and `refusal` the
+-- limit that refused it (`error` PT429).
 create type private.batch_request as (
   i int,
   datasource_id uuid,
@@ -242,7 +243,8 @@ create type private.batch_request as (
   request_hash text,
   replay jsonb,
   key_limits double precision[],
-  workspace_limited boolean,
+  workspace_id uuid,
+  workspace_limits double precision[],
   refusal jsonb
 );
 
@@ -286,7 +288,7 @@ security definer
 set search_path = ''
 as $$
 begin
-  return private.ingest_store_batch(p_requests, null);
+  return private.ingest_store_batch(p_requests, null, false);
 end;
 $$;
 revoke all on function public.ingest_write_batch(jsonb) from public, anon, authenticated, service_role;
@@ -299,10 +301,13 @@ comment on function public.ingest_write_batch(jsonb) is
 -- settings, ..._limits.sql), its key limits are taken in the same pass, from
 -- the requests as read here, before anything is written: a request over its
 -- key's limit is refused (PT429, `{code, limit}`) and counted in
--- ingest_throttles. When a request's workspace has a limit, it returns
--- `{"workspaces": true}` at once, having locked and written nothing: the
--- caller takes the path for workspace limits (ingest_write_within_limits).
-create function private.ingest_store_batch(p_requests jsonb, p_limits jsonb)
+-- ingest_throttles. A workspace's limits are taken by the caller once the
+-- write is done (ingest_store_batch_within_workspace_limits): with
+-- `p_workspace_stage`, the answer lists what that stage needs, `workspaces`:
+-- [{workspace_id, per_second, burst, per_day, per_month, readings}] for each
+-- workspace with a limit; without it, a request whose workspace has a limit
+-- makes it return `{"workspaces": true}` at once, having locked and written nothing.
+create function private.ingest_store_batch(p_requests jsonb, p_limits jsonb, p_workspace_stage boolean)
 returns jsonb
 language plpgsql
 volatile
@@ -332,16 +337,21 @@ declare
   v_readings_per_second int := coalesce((p_limits ->> 'readings_per_second')::int, 0);
   v_readings_burst int := coalesce((p_limits ->> 'readings_burst')::int, 1);
   v_max_readings int := coalesce((p_limits ->> 'max_readings')::int, 1);
-  v_workspace_limited boolean := coalesce((p_limits ->> 'workspace_readings_per_second')::int, 0) > 0
-    or coalesce((p_limits ->> 'workspace_readings_per_day')::bigint, 0) > 0
-    or coalesce((p_limits ->> 'workspace_readings_per_month')::bigint, 0) > 0;
+  v_workspace_per_second int := coalesce((p_limits ->> 'workspace_readings_per_second')::int, 0);
+  v_workspace_burst int := coalesce((p_limits ->> 'workspace_readings_burst')::int, 0);
+  v_workspace_per_day bigint := coalesce((p_limits ->> 'workspace_readings_per_day')::bigint, 0);
+  v_workspace_per_month bigint := coalesce((p_limits ->> 'workspace_readings_per_month')::bigint, 0);
+  v_workspaces jsonb;
 begin
   -- Every cast is guarded: a request whose ids, values or time cannot be read
   -- gets a PTxxx code of its own, never an error that would abort the batch.
   v_requests := array(
     select row(c.ord, c.datasource_id, c.key_id, case when c.error is null then c.vals end, c.observed_at,
       c.keep_history, c.error, c.idempotency_key, c.request_hash, null,
-      case when c.key_limits[1] > 0 or c.key_limits[3] > 0 then c.key_limits end, c.workspace_limited, null
+      case when c.key_limits[1] > 0 or c.key_limits[3] > 0 then c.key_limits end, c.workspace_id,
+      case when c.workspace_limits[1] > 0 or c.workspace_limits[3] > 0 or c.workspace_limits[4] > 0
+        then c.workspace_limits end,
+      null
     )::private.batch_request
     from (
       select
@@ -360,9 +370,15 @@ begin
               else ceil(k.rate_limit_burst::numeric * v_readings_burst / greatest(v_requests_burst, 1)) end,
             v_max_readings)
         ]::float8[] end as key_limits,
-        p_limits is not null and k.id is not null and (v_workspace_limited
-          or coalesce(w.readings_per_second > 0 or w.readings_per_day > 0 or w.readings_per_month > 0, false))
-          as workspace_limited,
+        d.workspace_id,
+        -- Its workspace's: its own, else the defaults; a burst of at least one full request (as ingest_limits_of).
+        case when p_limits is not null and k.id is not null then array[
+          coalesce(w.readings_per_second, v_workspace_per_second),
+          greatest(coalesce(w.readings_burst, nullif(v_workspace_burst, 0),
+            coalesce(w.readings_per_second, v_workspace_per_second)), v_max_readings),
+          coalesce(w.readings_per_day, v_workspace_per_day),
+          coalesce(w.readings_per_month, v_workspace_per_month)
+        ]::float8[] end as workspace_limits,
         r.value -> 'values' as vals,
         t.observed_at,
         d.keep_history,
@@ -412,7 +428,7 @@ begin
   -- Limits: a workspace's are taken once the write is done (ingest_write_within_limits); a key's here,
   -- before anything is locked but the keys' buckets, as every path takes them.
   if p_limits is not null then
-    if exists (select 1 from unnest(v_requests) q where q.workspace_limited) then
+    if not p_workspace_stage and exists (select 1 from unnest(v_requests) q where q.workspace_limits is not null) then
       return jsonb_build_object('workspaces', true);
     end if;
     v_refused := private.ingest_take_batch_key_limits(v_requests, p_limits);
@@ -420,11 +436,24 @@ begin
       v_requests := array(
         select row(q.i, q.datasource_id, q.key_id, q.vals, q.observed_at, q.keep_history,
           case when v_refused ? q.i::text then 'PT429' else q.error end, q.idempotency_key, q.request_hash, q.replay,
-          q.key_limits, q.workspace_limited, v_refused -> q.i::text
+          q.key_limits, q.workspace_id, q.workspace_limits, v_refused -> q.i::text
         )::private.batch_request
         from unnest(v_requests) q order by q.i
       );
       perform private.ingest_count_refusals(v_refused);
+    end if;
+    -- Each limited workspace's share: one reading per request its key limits admitted.
+    if p_workspace_stage then
+      v_workspaces := (
+        select jsonb_agg(jsonb_build_object('workspace_id', s.workspace_id, 'per_second', s.l[1], 'burst', s.l[2],
+          'per_day', s.l[3], 'per_month', s.l[4], 'readings', s.n) order by s.workspace_id)
+        from (
+          select q.workspace_id, min(q.workspace_limits) as l, count(*) as n
+          from unnest(v_requests) q
+          where q.workspace_limits is not null and q.error is distinct from 'PT429'
+          group by q.workspace_id
+        ) s
+      );
     end if;
   end if;
 
@@ -451,7 +480,7 @@ begin
     v_requests := array(
       select row(q.i, q.datasource_id, q.key_id, q.vals, q.observed_at, q.keep_history,
         case when q.error is null and q.datasource_id <> all (v_locked) then 'PT401' else q.error end,
-        q.idempotency_key, q.request_hash, null, q.key_limits, q.workspace_limited, q.refusal
+        q.idempotency_key, q.request_hash, null, q.key_limits, q.workspace_id, q.workspace_limits, q.refusal
       )::private.batch_request
       from unnest(v_requests) q order by q.i
     );
@@ -487,7 +516,7 @@ begin
           end,
           q.idempotency_key, q.request_hash,
           case when v_found -> q.i::text ->> 'request_hash' = q.request_hash then v_found -> q.i::text -> 'response' end,
-          q.key_limits, q.workspace_limited, q.refusal
+          q.key_limits, q.workspace_id, q.workspace_limits, q.refusal
         )::private.batch_request
         from unnest(v_requests) q
         order by q.i
@@ -577,13 +606,12 @@ begin
     end if;
   end if;
 
-  if v_results is null then
-    return jsonb_build_object('received_at', v_received_at);
-  end if;
-  return jsonb_build_object('received_at', v_received_at, 'results', v_results);
+  return jsonb_build_object('received_at', v_received_at)
+    || case when v_results is not null then jsonb_build_object('results', v_results) else '{}' end
+    || case when v_workspaces is not null then jsonb_build_object('workspaces', v_workspaces) else '{}' end;
 end;
 $$;
-revoke all on function private.ingest_store_batch(jsonb, jsonb) from public;
+revoke all on function private.ingest_store_batch(jsonb, jsonb, boolean) from public;
 
 -- One request of a call to ingest_write_readings, checked: `error` is the
 -- PTxxx code that refuses it, `replay` the recorded answer of an earlier

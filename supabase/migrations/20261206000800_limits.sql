@@ -538,6 +538,121 @@ end;
 $$;
 revoke all on function private.ingest_take_batch_key_limits(private.batch_request[], jsonb) from public;
 
+-- The `workspaces` stage of ingest_take_limits when every workspace's share fits, from the shares
+-- private.ingest_store_batch lists (`[{workspace_id, per_second, burst, per_day, per_month, readings}]`): the usage
+-- rows locked by one statement and taken by another. False, having taken nothing, when a share does not fit (the
+-- general stage then decides request by request).
+create function private.ingest_take_workspace_shares(p_workspaces jsonb)
+returns boolean
+language plpgsql
+volatile
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_now double precision;
+  v_day date := (now() at time zone 'UTC')::date;
+  v_month date := date_trunc('month', now() at time zone 'UTC')::date;
+  v_fits boolean;
+begin
+  perform from public.workspace_usage u
+  where u.workspace_id in (select s.workspace_id from jsonb_to_recordset(p_workspaces) s (workspace_id uuid))
+  order by u.workspace_id
+  for update;
+  -- Now, once the rows are ours (see ingest_take_limits).
+  v_now := extract(epoch from clock_timestamp());
+
+  with shares as (
+    select s.*, u.readings_tat as tat,
+      case when u.day = v_day then u.day_readings else 0 end as day_used,
+      case when u.month = v_month then u.month_readings else 0 end as month_used
+    from jsonb_to_recordset(p_workspaces) s (
+      workspace_id uuid, per_second float8, burst float8, per_day float8, per_month float8, readings bigint
+    )
+    join public.workspace_usage u on u.workspace_id = s.workspace_id
+  ), fits as (
+    select coalesce(bool_and(
+      (s.per_second <= 0
+        or greatest(coalesce(s.tat, v_now), v_now) + s.readings / s.per_second - v_now <= s.burst / s.per_second + 1e-6)
+      and (s.per_day <= 0 or s.day_used + s.readings <= s.per_day)
+      and (s.per_month <= 0 or s.month_used + s.readings <= s.per_month)
+    ), true) as ok
+    from shares s
+  ), taken as (
+    update public.workspace_usage u
+    set readings_tat = case when s.per_second > 0 then greatest(coalesce(s.tat, v_now), v_now) + s.readings / s.per_second
+        else u.readings_tat end,
+      day = v_day, day_readings = s.day_used + s.readings, month = v_month, month_readings = s.month_used + s.readings
+    from shares s
+    where u.workspace_id = s.workspace_id and (select f.ok from fits f)
+  )
+  select f.ok into v_fits from fits f;
+  return v_fits;
+end;
+$$;
+revoke all on function private.ingest_take_workspace_shares(jsonb) from public;
+
+-- Single payloads within their workspaces' limits (ingest_write_within_limits for a call of which some workspace has
+-- a limit): private.ingest_store_batch writes them within their key limits and lists each limited workspace's share,
+-- which is then taken. When a share does not fit, the general stage refuses requests one by one, the write is undone
+-- (a subtransaction) and made again without them; each attempt has fewer requests, so this ends. Answers as
+-- ingest_write_batch does, with `{code: PT429, limit}` for each refused request.
+create function private.ingest_store_batch_within_workspace_limits(p_requests jsonb, p_limits jsonb)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_requests jsonb := p_requests;
+  v_index int[] := array(select generate_series(1, jsonb_array_length(p_requests))); -- v_requests' in p_requests
+  v_refused jsonb := '{}'; -- the workspaces' refusals, by index in p_requests
+  v_answer jsonb;
+  v_admitted int[];
+  v_stage jsonb;
+  v_drop int[];
+begin
+  loop
+    begin
+      v_answer := private.ingest_store_batch(v_requests, p_limits, true);
+      exit when v_answer -> 'workspaces' is null or private.ingest_take_workspace_shares(v_answer -> 'workspaces');
+      -- A share does not fit: the general stage, over the requests the key limits admitted.
+      v_admitted := array(
+        select n from generate_series(1, jsonb_array_length(v_requests)) n
+        where (v_answer -> 'results' -> (n - 1) ->> 'code') is distinct from 'PT429'
+      );
+      v_stage := private.ingest_take_limits(
+        (select jsonb_agg(v_requests -> (a.n - 1) order by a.o) from unnest(v_admitted) with ordinality a (n, o)),
+        false, p_limits, 'workspaces'
+      );
+      exit when v_stage is null;
+      raise exception 'limited' using errcode = 'PT429';
+    exception when sqlstate 'PT429' then
+      -- Undone. Keep the refusals under their indices in p_requests, and write the others again.
+      v_drop := array(select v_admitted[e.key::int] from jsonb_each(v_stage -> 'refused') e);
+      v_refused := v_refused
+        || (select jsonb_object_agg(v_index[v_admitted[e.key::int]], e.value) from jsonb_each(v_stage -> 'refused') e);
+      v_requests := (
+        select coalesce(jsonb_agg(v_requests -> (n - 1) order by n), '[]')
+        from generate_series(1, jsonb_array_length(v_requests)) n where n <> all (v_drop)
+      );
+      v_index := array(select v_index[n] from generate_series(1, cardinality(v_index)) n where n <> all (v_drop));
+    end;
+  end loop;
+  v_answer := v_answer - 'workspaces';
+  if v_refused = '{}' then
+    return v_answer;
+  end if;
+  perform private.ingest_count_refusals(v_refused);
+  return jsonb_build_object(
+    'received_at', v_answer -> 'received_at',
+    'results', private.ingest_merge_results(p_requests, v_refused, v_answer -> 'results',
+      jsonb_build_object('observed_at', v_answer -> 'received_at', 'superseded', '[]'::jsonb))
+  );
+end;
+$$;
+revoke all on function private.ingest_store_batch_within_workspace_limits(jsonb, jsonb) from public;
+
 -- Counts the refusals of a call (`{i: refusal with its datasource_id}`) in ingest_throttles.
 create function private.ingest_count_refusals(p_refused jsonb)
 returns void
@@ -554,14 +669,14 @@ $$;
 revoke all on function private.ingest_count_refusals(jsonb) from public;
 
 -- Writes a call's requests within the limits, for the two batch write
--- functions (`p_readings`: ingest_write_readings' requests). Single payloads
--- of workspaces without limits (the default): private.ingest_store_batch
--- takes the keys' limits in its own pass. Otherwise: the keys' limits first,
--- then the write of what they admitted, then the workspaces' limits when a
--- workspace has any. A request the workspaces' limits refuse was written
--- already: the attempt is undone (a subtransaction, paid only by calls of
--- workspaces with limits) and the others are written again; each attempt has
--- fewer requests, so this ends. Answers as the write function does, with
+-- functions (`p_readings`: ingest_write_readings' requests). Single payloads:
+-- private.ingest_store_batch takes the keys' limits in its own pass, and
+-- ingest_store_batch_within_workspace_limits the workspaces' when one has
+-- any. Readings: the keys' limits first, then the write of what they
+-- admitted, then the workspaces' limits when a workspace has any. A request
+-- the workspaces' limits refuse was written already: the attempt is undone
+-- (a subtransaction, paid only by calls of workspaces with limits) and the
+-- others are written again; each attempt has fewer requests, so this ends. Answers as the write function does, with
 -- `{code: PT429, limit}` for each refused request.
 create function private.ingest_write_within_limits(p_requests jsonb, p_readings boolean, p_limits jsonb)
 returns jsonb
@@ -577,15 +692,19 @@ declare
   v_stage jsonb;
   v_answer jsonb;
 begin
-  -- Single payloads whose workspaces have no limit: the write takes the key limits itself, in one pass.
-  if not p_readings and coalesce((p_limits ->> 'workspace_readings_per_second')::int, 0) <= 0
-    and coalesce((p_limits ->> 'workspace_readings_per_day')::bigint, 0) <= 0
-    and coalesce((p_limits ->> 'workspace_readings_per_month')::bigint, 0) <= 0
-  then
-    v_answer := private.ingest_store_batch(p_requests, p_limits);
-    if not v_answer ? 'workspaces' then
-      return v_answer;
+  -- Single payloads: the write takes the key limits itself, in one pass; without a subtransaction unless a
+  -- workspace has a limit.
+  if not p_readings then
+    if coalesce((p_limits ->> 'workspace_readings_per_second')::int, 0) <= 0
+      and coalesce((p_limits ->> 'workspace_readings_per_day')::bigint, 0) <= 0
+      and coalesce((p_limits ->> 'workspace_readings_per_month')::bigint, 0) <= 0
+    then
+      v_answer := private.ingest_store_batch(p_requests, p_limits, false);
+      if not v_answer ? 'workspaces' then
+        return v_answer;
+      end if;
     end if;
+    return private.ingest_store_batch_within_workspace_limits(p_requests, p_limits);
   end if;
   v_keys := private.ingest_take_limits(p_requests, p_readings, p_limits, 'keys');
   v_refused := coalesce(v_keys -> 'refused', '{}');

@@ -98,20 +98,22 @@ const EXPECTED = [
   {
     section: "types",
     key: "private.batch_request",
-    reason: "carries each request's key limits, whether its workspace has a limit, and the limit that refused it",
+    reason:
+      "carries each request's key limits, its workspace and that workspace's limits, and the limit that refused it",
     oldIncludes: '"replay jsonb"]',
-    newIncludes: '"replay jsonb","key_limits double precision[]","workspace_limited boolean","refusal jsonb"]',
+    newIncludes:
+      '"replay jsonb","key_limits double precision[]","workspace_id uuid","workspace_limits double precision[]","refusal jsonb"]',
   },
   {
     section: "functions",
     key: "public.ingest_write_batch(jsonb)",
     reason: "its work moved to private.ingest_store_batch, which takes key limits too when given them",
     oldIncludes: "declare v_requests private.batch_request[]",
-    newIncludes: "return private.ingest_store_batch(p_requests, null)",
+    newIncludes: "return private.ingest_store_batch(p_requests, null, false)",
   },
   {
     section: "functions",
-    key: "private.ingest_store_batch(jsonb,jsonb)",
+    key: "private.ingest_store_batch(jsonb,jsonb,boolean)",
     reason: "new: ingest_write_batch's work, with the key limits taken from the requests as it reads them",
     oldIncludes: undefined,
     newIncludes: "private.ingest_take_batch_key_limits(v_requests, p_limits)",
@@ -126,9 +128,23 @@ const EXPECTED = [
   {
     section: "functions",
     key: "private.ingest_write_within_limits(jsonb,boolean,jsonb)",
-    reason: "single payloads of workspaces without limits go to ingest_store_batch with the limits",
+    reason: "single payloads go to ingest_store_batch with the limits",
     oldIncludes: "v_keys jsonb := private.ingest_take_limits(p_requests, p_readings, p_limits, 'keys')",
-    newIncludes: "private.ingest_store_batch(p_requests, p_limits)",
+    newIncludes: "private.ingest_store_batch(p_requests, p_limits, false)",
+  },
+  {
+    section: "functions",
+    key: "private.ingest_take_workspace_shares(jsonb)",
+    reason: "new: the workspaces stage from the shares ingest_store_batch lists, one lock and one update",
+    oldIncludes: undefined,
+    newIncludes: "jsonb_to_recordset(p_workspaces)",
+  },
+  {
+    section: "functions",
+    key: "private.ingest_store_batch_within_workspace_limits(jsonb,jsonb)",
+    reason: "new: single payloads within their workspaces' limits, the key limits taken by the write",
+    oldIncludes: undefined,
+    newIncludes: "private.ingest_take_workspace_shares",
   },
   ...["use_realtime_settings(jsonb)", "broadcast_interval(smallint)"].map((signature) => ({
     section: "functions",

@@ -125,6 +125,38 @@ Deno.test("a batch refuses its requests over a key's limit alone (PT429 with the
   assert.deepEqual({ ...throttled }, { datasource_id: s.datasourceId, limit_name: "key_requests", refused: 1 });
 });
 
+Deno.test("a batch over its workspace's readings rate: the key's refusal and the workspace's in one call, the rest stored", async () => {
+  await using db = await createTestDatabase();
+  const a = await seedWorkspace(db.sql);
+  const b = { datasourceId: a.datasourceId, keyId: (await createKey(db.sql, a.datasourceId)).keyId };
+  await db.sql`update public.datasource_api_keys set rate_limit_per_second = 1, rate_limit_burst = 2
+    where id = ${a.keyId}`;
+  await db.sql`insert into public.workspace_limits (workspace_id, readings_per_second, readings_burst)
+    values (${a.workspaceId}, 1, 3)`;
+  // Key a's third request is over its key (burst 2); of the five left, the workspace (burst 3) admits three, in order.
+  const requests = [...batch(a.datasourceId, a.keyId, 3), ...batch(b.datasourceId, b.keyId, 3)];
+  const [row] = await asRole(
+    db.sql,
+    { role: "service_role" },
+    (tx) => tx`select public.ingest_write_batch(${tx.json(requests)}, ${tx.json(NO_KEY_LIMITS)}) as r`,
+  );
+  const results = row!.r.results as { code?: string; limit?: { limit: string } }[];
+  assert.deepEqual(
+    results.map((r) => r.limit?.limit ?? "stored"),
+    ["stored", "stored", "key_requests", "stored", "workspace_readings", "workspace_readings"],
+  );
+  const [history] = await db.sql`select count(*)::int as n from public.datasource_readings`;
+  assert.equal(history!.n, 3, "the three admitted requests' readings, once each");
+  const [usage] = await db.sql`select day_readings::int as n from public.workspace_usage
+    where workspace_id = ${a.workspaceId}`;
+  assert.equal(usage!.n, 3, "the workspace counts what it admitted");
+  const throttled = await db.sql`select limit_name, refused from public.ingest_throttles order by 1`;
+  assert.deepEqual(throttled.map((t) => ({ ...t })), [
+    { limit_name: "key_requests", refused: 1 },
+    { limit_name: "workspace_readings", refused: 2 },
+  ]);
+});
+
 Deno.test("no limit set: nothing is locked or counted, and the answer is the write function's own", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
