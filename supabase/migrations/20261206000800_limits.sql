@@ -405,7 +405,8 @@ revoke all on function private.ingest_take_limits(jsonb, boolean, jsonb, text) f
 -- The `keys` stage of ingest_take_limits for a call of one single payload (one request, one reading): the
 -- function's usual call when requests come one at a time. Same limits, same refusal, same answer, in one
 -- query and one update instead of ingest_take_limits' loops (which cost about 390 us a call alone:
--- docs/performance.md).
+-- docs/performance.md), except that `workspaces`, when the request is admitted, is the workspace's share for
+-- ingest_take_workspace_shares.
 create function private.ingest_take_key_limit(p_key_id uuid, p_defaults jsonb)
 returns jsonb
 language plpgsql
@@ -438,10 +439,20 @@ begin
           / greatest((p_defaults ->> 'requests_burst')::int, 1)) end,
       coalesce((p_defaults ->> 'max_readings')::int, 1)
     )::float8 as db,
-    coalesce(w.readings_per_second, (p_defaults ->> 'workspace_readings_per_second')::int, 0) > 0
+    -- Its workspace's share, when the workspace has a limit (as ingest_store_batch lists it).
+    case when coalesce(w.readings_per_second, (p_defaults ->> 'workspace_readings_per_second')::int, 0) > 0
       or coalesce(w.readings_per_day, (p_defaults ->> 'workspace_readings_per_day')::bigint, 0) > 0
       or coalesce(w.readings_per_month, (p_defaults ->> 'workspace_readings_per_month')::bigint, 0) > 0
-      as ws_limited,
+    then jsonb_build_array(jsonb_build_object(
+      'workspace_id', d.workspace_id,
+      'per_second', coalesce(w.readings_per_second, (p_defaults ->> 'workspace_readings_per_second')::int, 0),
+      'burst', greatest(coalesce(w.readings_burst, nullif((p_defaults ->> 'workspace_readings_burst')::int, 0),
+        coalesce(w.readings_per_second, (p_defaults ->> 'workspace_readings_per_second')::int, 0)),
+        coalesce((p_defaults ->> 'max_readings')::int, 1)),
+      'per_day', coalesce(w.readings_per_day, (p_defaults ->> 'workspace_readings_per_day')::bigint, 0),
+      'per_month', coalesce(w.readings_per_month, (p_defaults ->> 'workspace_readings_per_month')::bigint, 0),
+      'readings', 1
+    )) end as ws_share,
     b.requests_tat as rtat, b.readings_tat as dtat
   into v_limit
   from public.datasource_api_keys k
@@ -452,7 +463,7 @@ begin
   for update of b;
   if v_limit is null or (v_limit.rps <= 0 and v_limit.dps <= 0) then
     -- An unknown key (the write refuses it; every key has its bucket row) or no key limit: nothing to take.
-    return case when v_limit.ws_limited then jsonb_build_object('workspaces', true) end;
+    return case when v_limit.ws_share is not null then jsonb_build_object('workspaces', v_limit.ws_share) end;
   end if;
 
   -- Now, once the row is ours (see ingest_take_limits).
@@ -468,11 +479,11 @@ begin
     set requests_tat = case when v_limit.rps > 0 then v_new_r else b.requests_tat end,
       readings_tat = case when v_limit.dps > 0 then v_new_d else b.readings_tat end
     where b.key_id = p_key_id;
-    return case when v_limit.ws_limited then jsonb_build_object('workspaces', true) end;
+    return case when v_limit.ws_share is not null then jsonb_build_object('workspaces', v_limit.ws_share) end;
   end if;
   return jsonb_build_object(
     'refused', jsonb_build_object('1', v_refusal || jsonb_build_object('datasource_id', v_limit.datasource_id)),
-    'workspaces', v_limit.ws_limited
+    'workspaces', v_limit.ws_share is not null
   );
 end;
 $$;
@@ -877,6 +888,9 @@ begin
     -- The workspace has limits: written first, undone when they refuse (see ingest_write_within_limits).
     begin
       v_answer := public.ingest_write(p_datasource_id, p_key_id, p_values, p_observed_at);
+      if private.ingest_take_workspace_shares(v_stage -> 'workspaces') then
+        return v_answer;
+      end if;
       v_stage := private.ingest_take_limits(v_ask, false, p_limits, 'workspaces');
       if v_stage is null then
         return v_answer;

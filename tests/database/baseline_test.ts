@@ -83,7 +83,8 @@ const EXPECTED = [
   {
     section: "functions",
     key: "public.ingest_write(uuid,uuid,jsonb,timestamp with time zone,jsonb)",
-    reason: "a request alone takes its key's limits with ingest_take_key_limit (docs/performance.md)",
+    reason: "a request alone takes its key's limits with ingest_take_key_limit, and its workspace's share with " +
+      "ingest_take_workspace_shares when it fits (docs/performance.md)",
     oldIncludes: "private.ingest_take_limits(v_ask, false, p_limits, 'keys')",
     newIncludes: "private.ingest_take_key_limit(p_key_id, p_limits)",
   },
