@@ -6,8 +6,13 @@
  * answers; `select` adds one `select 1` round trip; `insert` adds a one-row
  * insert committed on its own; `batched` group-commits that row with the
  * requests waiting at the time), then against the function itself (default
- * limits), one after the other on one durable PostgreSQL. For each: requests
- * a second, and the CPU per request of the serving process and of PostgreSQL.
+ * limits), one after the other on one durable PostgreSQL. Then `http` and
+ * `batched` again, each request held for as long as it takes the function to
+ * answer at that many connections (FLOOR_DELAY_MS), so that they serve the
+ * function's rate: a server's CPU per request grows as its rate falls (fewer
+ * requests share each wake-up), so that is the floor to compare the function
+ * with. For each: requests a second, and the CPU per request of the serving
+ * process and of PostgreSQL.
  *
  * Options: --duration=10 --connections=64,1 --datasources=100 --warmup=3
  */
@@ -29,6 +34,7 @@ import {
 const { duration: DURATION_S, connections: CONNECTION_LIST, datasources: DATASOURCES, warmup: WARMUP_S } =
   scriptOptions({ duration: 10, connections: "64,1", datasources: 100, warmup: 3 });
 const SERVERS = ["http", "select", "insert", "batched", "function"] as const;
+const CONNECTIONS = CONNECTION_LIST.split(",").map(Number);
 
 await requireTool("wrk", "wrk");
 const { server, sql } = await startDurablePostgres();
@@ -36,16 +42,29 @@ const rows: string[] = [];
 try {
   await sql`create table public.bench_floor (id bigint generated always as identity primary key, body jsonb)`;
   const keys = await seedDatasources(sql, DATASOURCES);
+  const functionRates = new Map<number, number>();
   for (const name of SERVERS) {
     const started = name === "function" ? await startFunction(server.url) : await startFloorServer(name);
     try {
-      for (const connections of CONNECTION_LIST.split(",").map(Number)) {
-        rows.push(await measure(name, started, keys, connections));
+      for (const connections of CONNECTIONS) {
+        const measured = await measure(name, started, keys, connections);
+        rows.push(measured.row);
+        if (name === "function") functionRates.set(connections, measured.requestsPerS);
       }
     } finally {
-      // SIGKILL: `deno serve` stops serving on SIGTERM but stays up while postgres.js keeps its connections open.
-      started.process.kill("SIGKILL");
-      await started.process.status;
+      await stop(started);
+    }
+  }
+  for (const name of ["http", "batched"]) {
+    for (const connections of CONNECTIONS) {
+      // The time a request waits at the function's rate: its connection sends the next one when answered.
+      const delayMs = round(connections * 1000 / functionRates.get(connections)!);
+      const started = await startFloorServer(name, delayMs);
+      try {
+        rows.push((await measure(`${name}, held ${delayMs} ms`, started, keys, connections)).row);
+      } finally {
+        await stop(started);
+      }
     }
   }
 } finally {
@@ -57,13 +76,13 @@ console.log("| server | connections | req/s | server CPU µs/request | PostgreSQ
 console.log("| --- | ---: | ---: | ---: | ---: |");
 for (const row of rows) console.log(row);
 
-/** bench/floor_server.ts in FLOOR_MODE `mode`, on its own port. */
-async function startFloorServer(mode: string): Promise<{ url: string; process: Deno.ChildProcess }> {
+/** bench/floor_server.ts in FLOOR_MODE `mode`, holding each request `delayMs` first, on its own port. */
+async function startFloorServer(mode: string, delayMs = 0): Promise<{ url: string; process: Deno.ChildProcess }> {
   const port = freePort();
   const process = new Deno.Command(Deno.execPath(), {
     args: ["serve", "--allow-net", "--allow-env", "--port", String(port), "bench/floor_server.ts"],
     cwd: new URL("../", import.meta.url).pathname,
-    env: { FLOOR_MODE: mode, DATABASE_URL: server.url },
+    env: { FLOOR_MODE: mode, FLOOR_DELAY_MS: String(delayMs), DATABASE_URL: server.url },
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -77,7 +96,7 @@ async function measure(
   started: { url: string; process: Deno.ChildProcess },
   keys: SeededKey[],
   connections: number,
-): Promise<string> {
+): Promise<{ row: string; requestsPerS: number }> {
   progress("floor", `${name}: ${connections} connections, ${WARMUP_S}s warm-up, then ${DURATION_S}s measured`);
   await wrk(started.url, { keys, connections, durationS: WARMUP_S });
   await sql`checkpoint`;
@@ -86,5 +105,14 @@ async function measure(
   const pg = postgresCpuSeconds(server.dataDir) - before.pg;
   const serverCpu = cpuSeconds(started.process.pid) - before.server;
   const perRequest = (seconds: number) => round(seconds * 1e6 / figures.ok);
-  return `| ${name} | ${connections} | ${figures.requests_per_s} | ${perRequest(serverCpu)} | ${perRequest(pg)} |`;
+  return {
+    row: `| ${name} | ${connections} | ${figures.requests_per_s} | ${perRequest(serverCpu)} | ${perRequest(pg)} |`,
+    requestsPerS: figures.requests_per_s,
+  };
+}
+
+/** Stops a server. SIGKILL: `deno serve` stops serving on SIGTERM but stays up while postgres.js keeps its connections open. */
+async function stop(started: { process: Deno.ChildProcess }): Promise<void> {
+  started.process.kill("SIGKILL");
+  await started.process.status;
 }

@@ -5,13 +5,16 @@
  * `select 1` round trip. `insert`: also insert the body as one row, in a
  * transaction of its own (a durable commit per request). `batched`: the same
  * row, but the requests that arrive while a write is in flight share the next
- * one (the function's group commit, reduced to its principle). The database
+ * one (the function's group commit, reduced to its principle). With
+ * FLOOR_DELAY_MS, each request is held that long before its work, so that
+ * the server answers at a chosen rate. The database
  * connection is set up as the function's store sets it up (postgres.js, no
  * prepared statements, as behind Supabase's pooler).
  */
 import postgres from "postgres";
 
 const MODE = Deno.env.get("FLOOR_MODE") ?? "http";
+const DELAY_MS = Number(Deno.env.get("FLOOR_DELAY_MS") ?? 0);
 const sql = MODE === "http" ? undefined : postgres(Deno.env.get("DATABASE_URL")!, { max: 16, prepare: false });
 
 /** Requests waiting for the next batched write, and whether one is in flight. */
@@ -21,6 +24,7 @@ let writing = false;
 /** Answers a request after the work of FLOOR_MODE. */
 async function handle(request: Request): Promise<Response> {
   const payload = await request.json();
+  if (DELAY_MS > 0) await new Promise((resolve) => setTimeout(resolve, DELAY_MS));
   if (MODE === "select") await sql!`select 1`;
   if (MODE === "insert") await sql!`insert into public.bench_floor (body) values (${sql!.json(payload)})`;
   if (MODE === "batched") await insertBatched(payload);
