@@ -7,12 +7,12 @@
  * insert committed on its own; `batched` group-commits that row with the
  * requests waiting at the time), then against the function itself (default
  * limits), one after the other on one durable PostgreSQL. Then `http` and
- * `batched` again, each request held for as long as it takes the function to
- * answer at that many connections (FLOOR_DELAY_MS), so that they serve the
- * function's rate: a server's CPU per request grows as its rate falls (fewer
- * requests share each wake-up), so that is the floor to compare the function
- * with. For each: requests a second, and the CPU per request of the serving
- * process and of PostgreSQL.
+ * `batched` again, each request answered no sooner than the function took on
+ * average at that many connections (FLOOR_DELAY_MS), so that they serve about
+ * the function's rate: a server's CPU per request grows as its rate falls
+ * (fewer requests share each wake-up), so that is the floor to compare the
+ * function with. For each: requests a second, and the CPU per request of the
+ * serving process and of PostgreSQL.
  *
  * Options: --duration=10 --connections=64,1 --datasources=100 --warmup=3
  */
@@ -57,7 +57,7 @@ try {
   }
   for (const name of ["http", "batched"]) {
     for (const connections of CONNECTIONS) {
-      // The time a request waits at the function's rate: its connection sends the next one when answered.
+      // The function's mean time to answer at that rate: each connection sends its next request when answered.
       const delayMs = round(connections * 1000 / functionRates.get(connections)!);
       const started = await startFloorServer(name, delayMs);
       try {
@@ -107,12 +107,14 @@ async function measure(
   const perRequest = (seconds: number) => round(seconds * 1e6 / figures.ok);
   return {
     row: `| ${name} | ${connections} | ${figures.requests_per_s} | ${perRequest(serverCpu)} | ${perRequest(pg)} |`,
-    requestsPerS: figures.requests_per_s,
+    // Answered requests only: a refused one would make the function's rate, and so the held servers' delay, wrong.
+    requestsPerS: figures.ok / DURATION_S,
   };
 }
 
-/** Stops a server. SIGKILL: `deno serve` stops serving on SIGTERM but stays up while postgres.js keeps its connections open. */
+/** Stops a server. */
 async function stop(started: { process: Deno.ChildProcess }): Promise<void> {
+  // SIGKILL: `deno serve` stops serving on SIGTERM but stays up while postgres.js keeps its connections open.
   started.process.kill("SIGKILL");
   await started.process.status;
 }

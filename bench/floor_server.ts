@@ -6,8 +6,9 @@
  * transaction of its own (a durable commit per request). `batched`: the same
  * row, but the requests that arrive while a write is in flight share the next
  * one (the function's group commit, reduced to its principle). With
- * FLOOR_DELAY_MS, each request is held that long before its work, so that
- * the server answers at a chosen rate. The database
+ * FLOOR_DELAY_MS, each request is answered no sooner than that after it
+ * arrived (its work done, the rest of the time waited), so that the server
+ * answers at a chosen rate. The database
  * connection is set up as the function's store sets it up (postgres.js, no
  * prepared statements, as behind Supabase's pooler).
  */
@@ -21,13 +22,15 @@ const sql = MODE === "http" ? undefined : postgres(Deno.env.get("DATABASE_URL")!
 const pending: { body: unknown; done: () => void; failed: (e: unknown) => void }[] = [];
 let writing = false;
 
-/** Answers a request after the work of FLOOR_MODE. */
+/** Answers a request after the work of FLOOR_MODE, and no sooner than FLOOR_DELAY_MS after it arrived. */
 async function handle(request: Request): Promise<Response> {
+  const arrived = performance.now();
   const payload = await request.json();
-  if (DELAY_MS > 0) await new Promise((resolve) => setTimeout(resolve, DELAY_MS));
   if (MODE === "select") await sql!`select 1`;
   if (MODE === "insert") await sql!`insert into public.bench_floor (body) values (${sql!.json(payload)})`;
   if (MODE === "batched") await insertBatched(payload);
+  const left = DELAY_MS - (performance.now() - arrived);
+  if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
   return Response.json({ stored: true });
 }
 

@@ -2,8 +2,9 @@
  * `deno task bench:rows`: what the rows a request writes cost PostgreSQL, for
  * issue 22's goal at 64 connections, and what a change of the data model
  * would bring. pgbench runs transactions shaped as the function's group
- * commits (`--clients` write transactions at once, as the function's lanes,
- * each a batch of `--batch` requests of the documentation's three-key
+ * commits at 64 connections (`--clients` write transactions at once: about
+ * 64 / 15, the requests per transaction `deno task bench --instances=1`
+ * reports; each a batch of `--batch` requests of the documentation's three-key
  * payload on datasources of its own) that write the rows of one data model
  * each, with none of the function's checks but one read of the batch's keys,
  * datasources and widgets, and prints the PostgreSQL CPU per request:
@@ -19,7 +20,7 @@
  * The prototypes' tables live in the scratch schema `shapes` of the bench's
  * own PostgreSQL; the function and the migrations are not changed.
  *
- * Options: --duration=10 --clients=10 --batch=16 --warmup=3
+ * Options: --duration=10 --clients=4 --batch=16 --warmup=3
  *          (--clients=1 --batch=1: each request alone)
  */
 import {
@@ -36,7 +37,7 @@ import {
 
 const { duration: DURATION_S, clients: CLIENTS, batch: BATCH, warmup: WARMUP_S } = scriptOptions({
   duration: 10,
-  clients: 10,
+  clients: 4,
   batch: 16,
   warmup: 3,
 });
@@ -170,18 +171,21 @@ async function createShapes(slots: string[][]): Promise<void> {
 /** One shape: a warm-up, then pgbench with PostgreSQL's CPU read around it. */
 async function measure(name: string, statements: string[]): Promise<string> {
   const script = await Deno.makeTempFile({ suffix: ".sql" });
-  await Deno.writeTextFile(script, ["begin;", ...statements, "commit;", ""].join("\n"));
-  progress("rows", `${name}: ${WARMUP_S}s warm-up, then ${DURATION_S}s measured`);
-  await sql`vacuum`;
-  await pgbench(script, WARMUP_S);
-  await sql`checkpoint`;
-  await backendsReaped();
-  const before = postgresCpuSeconds(server.dataDir);
-  const { tps, transactions } = await pgbench(script, DURATION_S);
-  await backendsReaped();
-  const cpu = postgresCpuSeconds(server.dataDir) - before;
-  await Deno.remove(script);
-  return `| ${name} | ${round(tps)} | ${round(tps * BATCH)} | ${round(cpu * 1e6 / (transactions * BATCH))} |`;
+  try {
+    await Deno.writeTextFile(script, ["begin;", ...statements, "commit;", ""].join("\n"));
+    progress("rows", `${name}: ${WARMUP_S}s warm-up, then ${DURATION_S}s measured`);
+    await sql`vacuum`;
+    await pgbench(script, WARMUP_S);
+    await sql`checkpoint`;
+    await backendsReaped();
+    const before = postgresCpuSeconds(server.dataDir);
+    const { tps, transactions } = await pgbench(script, DURATION_S);
+    await backendsReaped();
+    const cpu = postgresCpuSeconds(server.dataDir) - before;
+    return `| ${name} | ${round(tps)} | ${round(tps * BATCH)} | ${round(cpu * 1e6 / (transactions * BATCH))} |`;
+  } finally {
+    await Deno.remove(script);
+  }
 }
 
 /**
@@ -189,9 +193,10 @@ async function measure(name: string, statements: string[]): Promise<string> {
  * children's times), where a backend still exiting while postgresCpuSeconds reads /proc would be counted in neither.
  */
 async function backendsReaped(): Promise<void> {
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0;; i++) {
     const [row] = await sql`select count(*)::int as n from pg_stat_activity where application_name = 'pgbench'`;
     if (row!.n === 0) break;
+    if (i === 50) throw new Error(`Cannot measure: ${row!.n} pgbench backends still connected after 5 s`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   await new Promise((resolve) => setTimeout(resolve, 300));
