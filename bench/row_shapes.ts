@@ -12,7 +12,9 @@
  * - `read`: that read alone, and the commit (what any shape pays);
  * - `today`: the read, three history rows (one per DataKey), three latest
  *   values, the datasource's `last_ingested_at` and the key's bucket;
- * - `history_row`: the same with one history row per request (its DataKeys in one jsonb);
+ * - `bucket_in_row`: today's rows, but the key's two buckets kept in the
+ *   datasource's row (logged) instead of `private.key_buckets` (unlogged);
+ * - `history_row`: today's rows with one history row per request (its DataKeys in one jsonb);
  * - `latest_row`: that, and the latest values as one row per datasource;
  * - `datasource_row`: one history row per request, and the latest values and
  *   the key's bucket in the datasource's row, which the write updates anyway.
@@ -66,6 +68,16 @@ from (select x.id from public.datasources x where x.id in (select datasource_id 
   for no key update) l
 where d.id = l.id;`;
 
+/** The datasource's `last_ingested_at` and a key bucket kept in its row: the update it gets anyway. */
+const DATASOURCE_WITH_BUCKET = `${BATCH_CTE}
+update public.datasources d
+set last_ingested_at = now(),
+  shapes_tat = greatest(coalesce(d.shapes_tat, 0), extract(epoch from now())) + 0.01,
+  shapes_readings_tat = greatest(coalesce(d.shapes_readings_tat, 0), extract(epoch from now())) + 0.003
+from (select x.id from public.datasources x where x.id in (select datasource_id from b) order by x.id
+  for no key update) l
+where d.id = l.id;`;
+
 /** The key's bucket (GCRA). */
 const BUCKET = `${BATCH_CTE}
 update private.key_buckets k
@@ -113,6 +125,7 @@ where d.id = l.id;`;
 const SHAPES: Record<string, string[]> = {
   read: [READ],
   today: [READ, DATASOURCE, BUCKET, LATEST_PER_KEY, HISTORY_PER_KEY],
+  bucket_in_row: [READ, DATASOURCE_WITH_BUCKET, LATEST_PER_KEY, HISTORY_PER_KEY],
   history_row: [READ, DATASOURCE, BUCKET, LATEST_PER_KEY, HISTORY_PER_REQUEST],
   latest_row: [READ, DATASOURCE, BUCKET, LATEST_PER_DATASOURCE, HISTORY_PER_REQUEST],
   datasource_row: [READ, DATASOURCE_ROW, HISTORY_PER_REQUEST],
@@ -161,7 +174,8 @@ async function createShapes(slots: string[][]): Promise<void> {
       datasource_id uuid primary key, vals jsonb not null, observed jsonb not null, received_at timestamptz not null
     ) with (fillfactor = 50);
     alter table public.datasources
-      add column shapes_vals jsonb, add column shapes_observed jsonb, add column shapes_tat float8;
+      add column shapes_vals jsonb, add column shapes_observed jsonb, add column shapes_tat float8,
+      add column shapes_readings_tat float8;
   `);
   await sql`insert into shapes.slots ${sql(slots.map(([d, k], slot) => ({ slot, datasource_id: d, key_id: k })))}`;
   // Today's history partitions, as the upkeep makes them.
