@@ -76,7 +76,7 @@ console.log("| server | connections | req/s | server CPU µs/request | PostgreSQ
 console.log("| --- | ---: | ---: | ---: | ---: |");
 for (const row of rows) console.log(row);
 
-/** bench/floor_server.ts in FLOOR_MODE `mode`, holding each request `delayMs` first, on its own port. */
+/** bench/floor_server.ts in FLOOR_MODE `mode` on its own port, answering no sooner than `delayMs` after a request. */
 async function startFloorServer(mode: string, delayMs = 0): Promise<{ url: string; process: Deno.ChildProcess }> {
   const port = freePort();
   const process = new Deno.Command(Deno.execPath(), {

@@ -61,12 +61,16 @@ join public.datasources d on d.id = k.datasource_id
 cross join lateral jsonb_object_keys(${VALUES}) e (key)
 where exists (select 1 from public.widgets w where w.datasource_id = d.id and w.data_key = e.key);`;
 
-/** The datasource's `last_ingested_at`, its row locked in id order. */
-const DATASOURCE = `${BATCH_CTE}
-update public.datasources d set last_ingested_at = now()
-from (select x.id from public.datasources x where x.id in (select datasource_id from b) order by x.id
+/** The batch's datasources, their rows locked in id order (as the write locks them), for an update of `d`. */
+const LOCKED_DATASOURCES =
+  `from (select x.id from public.datasources x where x.id in (select datasource_id from b) order by x.id
   for no key update) l
 where d.id = l.id;`;
+
+/** The datasource's `last_ingested_at`. */
+const DATASOURCE = `${BATCH_CTE}
+update public.datasources d set last_ingested_at = now()
+${LOCKED_DATASOURCES}`;
 
 /** The datasource's `last_ingested_at` and a key bucket kept in its row: the update it gets anyway. */
 const DATASOURCE_WITH_BUCKET = `${BATCH_CTE}
@@ -74,9 +78,7 @@ update public.datasources d
 set last_ingested_at = now(),
   shapes_tat = greatest(coalesce(d.shapes_tat, 0), extract(epoch from now())) + 0.01,
   shapes_readings_tat = greatest(coalesce(d.shapes_readings_tat, 0), extract(epoch from now())) + 0.003
-from (select x.id from public.datasources x where x.id in (select datasource_id from b) order by x.id
-  for no key update) l
-where d.id = l.id;`;
+${LOCKED_DATASOURCES}`;
 
 /** The key's bucket (GCRA). */
 const BUCKET = `${BATCH_CTE}
@@ -118,9 +120,7 @@ set last_ingested_at = now(), shapes_vals = coalesce(d.shapes_vals, '{}') || ${V
   shapes_observed = coalesce(d.shapes_observed, '{}')
     || (select jsonb_object_agg(k, now()) from jsonb_object_keys(${VALUES}) k),
   shapes_tat = greatest(coalesce(d.shapes_tat, 0), extract(epoch from now())) + 0.01
-from (select x.id from public.datasources x where x.id in (select datasource_id from b) order by x.id
-  for no key update) l
-where d.id = l.id;`;
+${LOCKED_DATASOURCES}`;
 
 const SHAPES: Record<string, string[]> = {
   read: [READ],
