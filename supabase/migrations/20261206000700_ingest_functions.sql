@@ -228,7 +228,7 @@ comment on function public.ingest_write(uuid, uuid, jsonb, timestamptz) is
 -- earlier request with the same Idempotency-Key and hash, answers it and it
 -- writes nothing. With limits (private.ingest_store_batch's `p_limits`):
 -- `key_limits` its key's {requests per second, burst, readings per second,
--- burst} (null: none), its `workspace_id` and `workspace_limits` {readings
+-- burst} (null: none, or covered by a lease), its `workspace_id` and `workspace_limits` {readings
 -- per second, burst, per day, per month} (null: none), and `refusal` the
 -- limit that refused it (`error` PT429).
 create type private.batch_request as (
@@ -301,7 +301,9 @@ comment on function public.ingest_write_batch(jsonb) is
 -- settings, ..._limits.sql), its key limits are taken in the same pass, from
 -- the requests as read here, before anything is written: a request over its
 -- key's limit is refused (PT429, `{code, limit}`) and counted in
--- ingest_throttles. A workspace's limits are taken by the caller once the
+-- ingest_throttles; a request sent `"leased": true` is covered by a lease
+-- of its key the function holds, and the answer's `leases` ({key_id:
+-- requests}) lists those this call lent. A workspace's limits are taken by the caller once the
 -- write is done (ingest_store_batch_within_workspace_limits): with
 -- `p_workspace_stage`, the answer lists what that stage needs, `workspaces`:
 -- [{workspace_id, per_second, burst, per_day, per_month, readings}] for each
@@ -331,6 +333,7 @@ declare
   v_seqscan text;
   v_recorded int;
   v_refused jsonb;
+  v_leases jsonb;
   -- The limits' defaults, read once (null without p_limits: no limit at all).
   v_requests_per_second int := coalesce((p_limits ->> 'requests_per_second')::int, 0);
   v_requests_burst int := coalesce((p_limits ->> 'requests_burst')::int, 1);
@@ -348,7 +351,7 @@ begin
   v_requests := array(
     select row(c.ord, c.datasource_id, c.key_id, case when c.error is null then c.vals end, c.observed_at,
       c.keep_history, c.error, c.idempotency_key, c.request_hash, null,
-      case when c.key_limits[1] > 0 or c.key_limits[3] > 0 then c.key_limits end, c.workspace_id,
+      case when (c.key_limits[1] > 0 or c.key_limits[3] > 0) and not c.leased then c.key_limits end, c.workspace_id,
       case when c.workspace_limits[1] > 0 or c.workspace_limits[3] > 0 or c.workspace_limits[4] > 0
         then c.workspace_limits end,
       null
@@ -370,6 +373,8 @@ begin
               else ceil(k.rate_limit_burst::numeric * v_readings_burst / greatest(v_requests_burst, 1)) end,
             v_max_readings)
         ]::float8[] end as key_limits,
+        -- Covered by a lease the function holds for its key (private.ingest_take_batch_key_limits).
+        coalesce(r.value -> 'leased' = 'true'::jsonb, false) as leased,
         d.workspace_id,
         -- Its workspace's: its own, else the defaults; a burst of at least one full request (as ingest_limits_of).
         case when p_limits is not null and k.id is not null then array[
@@ -432,6 +437,8 @@ begin
       return jsonb_build_object('workspaces', true);
     end if;
     v_refused := private.ingest_take_batch_key_limits(v_requests, p_limits);
+    v_leases := v_refused -> 'leases';
+    v_refused := v_refused -> 'refused';
     if v_refused is not null then
       v_requests := array(
         select row(q.i, q.datasource_id, q.key_id, q.vals, q.observed_at, q.keep_history,
@@ -608,7 +615,8 @@ begin
 
   return jsonb_build_object('received_at', v_received_at)
     || case when v_results is not null then jsonb_build_object('results', v_results) else '{}' end
-    || case when v_workspaces is not null then jsonb_build_object('workspaces', v_workspaces) else '{}' end;
+    || case when v_workspaces is not null then jsonb_build_object('workspaces', v_workspaces) else '{}' end
+    || case when v_leases is not null then jsonb_build_object('leases', v_leases) else '{}' end;
 end;
 $$;
 revoke all on function private.ingest_store_batch(jsonb, jsonb, boolean) from public;

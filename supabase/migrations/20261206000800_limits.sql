@@ -490,9 +490,14 @@ $$;
 revoke all on function private.ingest_take_key_limit(uuid, jsonb) from public;
 
 -- The `keys` stage of ingest_take_limits for private.ingest_store_batch, from the requests as it read them
--- (`key_limits` set where the key has a limit): the buckets locked by one statement and, when every key's share
--- fits, taken by another, with no second reading of the requests, keys and limits. When a share does not fit, the
--- general stage decides request by request. Returns the refusals (`{<i>: refusal}`), or null.
+-- (`key_limits` set where the key has a limit and the function's lease does not cover the request): the buckets
+-- locked by one statement and, when every key's share fits, taken by another, with no second reading of the
+-- requests, keys and limits. When a share does not fit, the general stage decides request by request.
+-- With `key_lease_seconds` in `p_limits`, a key whose limits are high lends the calling instance a lease when
+-- it fits after the share: `key_lease_seconds` of its rates, at most 1% of its bursts, and only from 10
+-- requests up (smaller leases save little). The lease is taken from the buckets now; the instance spends it on
+-- its next requests of that key (`leased`), which then skip this stage (docs/api.md#limits-across-instances).
+-- Returns `{refused: {<i>: refusal}}`, `{leases: {<key_id>: requests}}`, or null.
 create function private.ingest_take_batch_key_limits(p_requests private.batch_request[], p_limits jsonb)
 returns jsonb
 language plpgsql
@@ -502,7 +507,10 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_now double precision;
+  v_lease_s double precision := coalesce((p_limits ->> 'key_lease_seconds')::float8, 0);
   v_fits boolean;
+  v_leases jsonb;
+  v_refused jsonb;
 begin
   perform from private.key_buckets b
   where b.key_id in (select q.key_id from unnest(p_requests) q where q.key_limits is not null)
@@ -516,35 +524,53 @@ begin
 
   -- Each key's share: one request and one reading per request; its limits are the same in each of its requests.
   with shares as (
-    select q.key_id, count(*)::float8 as n, min(q.key_limits) as l
-    from unnest(p_requests) q
-    where q.key_limits is not null
-    group by q.key_id
+    select s.key_id, s.n, s.l,
+      greatest(coalesce(b.requests_tat, v_now), v_now) as r0,
+      greatest(coalesce(b.readings_tat, v_now), v_now) as d0,
+      coalesce(floor(least(
+        case when s.l[1] > 0 then least(s.l[1] * v_lease_s, s.l[2] * 0.01) end,
+        case when s.l[3] > 0 then least(s.l[3] * v_lease_s, s.l[4] * 0.01) end
+      )), 0) as lease
+    from (
+      select q.key_id, count(*)::float8 as n, min(q.key_limits) as l
+      from unnest(p_requests) q
+      where q.key_limits is not null
+      group by q.key_id
+    ) s
+    join private.key_buckets b on b.key_id = s.key_id
   ), fits as (
     select coalesce(bool_and(
-      (s.l[1] <= 0 or greatest(coalesce(b.requests_tat, v_now), v_now) + s.n / s.l[1] - v_now <= s.l[2] / s.l[1] + 1e-6)
-      and (s.l[3] <= 0 or greatest(coalesce(b.readings_tat, v_now), v_now) + s.n / s.l[3] - v_now <= s.l[4] / s.l[3] + 1e-6)
+      (s.l[1] <= 0 or s.r0 + s.n / s.l[1] - v_now <= s.l[2] / s.l[1] + 1e-6)
+      and (s.l[3] <= 0 or s.d0 + s.n / s.l[3] - v_now <= s.l[4] / s.l[3] + 1e-6)
     ), true) as ok
     from shares s
-    join private.key_buckets b on b.key_id = s.key_id
+  ), lent as (
+    select s.key_id, s.n, s.l, s.r0, s.d0,
+      case when s.lease >= 10
+        and (s.l[1] <= 0 or s.r0 + (s.n + s.lease) / s.l[1] - v_now <= s.l[2] / s.l[1] + 1e-6)
+        and (s.l[3] <= 0 or s.d0 + (s.n + s.lease) / s.l[3] - v_now <= s.l[4] / s.l[3] + 1e-6)
+      then s.lease else 0 end as lease
+    from shares s
   ), taken as (
     update private.key_buckets b
-    set requests_tat = case when s.l[1] > 0 then greatest(coalesce(b.requests_tat, v_now), v_now) + s.n / s.l[1]
-        else b.requests_tat end,
-      readings_tat = case when s.l[3] > 0 then greatest(coalesce(b.readings_tat, v_now), v_now) + s.n / s.l[3]
-        else b.readings_tat end
-    from shares s
-    where b.key_id = s.key_id and (select f.ok from fits f)
+    set requests_tat = case when t.l[1] > 0 then t.r0 + (t.n + t.lease) / t.l[1] else b.requests_tat end,
+      readings_tat = case when t.l[3] > 0 then t.d0 + (t.n + t.lease) / t.l[3] else b.readings_tat end
+    from lent t
+    where b.key_id = t.key_id and (select f.ok from fits f)
+    returning t.key_id, t.lease
   )
-  select f.ok into v_fits from fits f;
+  select f.ok, (select jsonb_object_agg(t.key_id, t.lease::int) from taken t where t.lease > 0)
+  into v_fits, v_leases
+  from fits f;
   if v_fits then
-    return null;
+    return case when v_leases is not null then jsonb_build_object('leases', v_leases) end;
   end if;
-  return private.ingest_take_limits(
+  v_refused := private.ingest_take_limits(
     (select jsonb_agg(case when q.key_limits is not null then jsonb_build_object('key_id', q.key_id) else '{}' end
       order by q.i) from unnest(p_requests) q),
     false, p_limits, 'keys'
   ) -> 'refused';
+  return case when v_refused is not null then jsonb_build_object('refused', v_refused) end;
 end;
 $$;
 revoke all on function private.ingest_take_batch_key_limits(private.batch_request[], jsonb) from public;
@@ -659,7 +685,7 @@ begin
     'received_at', v_answer -> 'received_at',
     'results', private.ingest_merge_results(p_requests, v_refused, v_answer -> 'results',
       jsonb_build_object('observed_at', v_answer -> 'received_at', 'superseded', '[]'::jsonb))
-  );
+  ) || case when v_answer ? 'leases' then jsonb_build_object('leases', v_answer -> 'leases') else '{}' end;
 end;
 $$;
 revoke all on function private.ingest_store_batch_within_workspace_limits(jsonb, jsonb) from public;

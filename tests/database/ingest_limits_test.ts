@@ -325,3 +325,74 @@ Deno.test("a key whose burst is one request admits its first request, whatever t
   }
   assert.deepEqual(refused, [], "refused with a full bucket");
 });
+
+/** ingest_write_batch with the limits `limits`, as the function calls it: its answer. */
+async function writeBatch(sql: postgres.Sql, requests: unknown[], limits: unknown) {
+  const [row] = await asRole(
+    sql,
+    { role: "service_role" },
+    (tx) =>
+      tx`select public.ingest_write_batch(${tx.json(requests as postgres.JSONValue)}, ${
+        tx.json(limits as postgres.JSONValue)
+      }) as r`,
+  );
+  return row!.r as { received_at: string; results?: { code?: string }[]; leases?: Record<string, number> };
+}
+
+/** Requests taken from a key's requests bucket: its theoretical arrival time, from now, times the rate. */
+async function requestsTaken(sql: postgres.Sql, keyId: string, rate: number): Promise<number> {
+  const [row] = await sql`select (requests_tat - extract(epoch from clock_timestamp())) * ${rate}::float8 as n
+    from private.key_buckets where key_id = ${keyId}`;
+  return row!.n as number;
+}
+
+Deno.test("a batch lends a lease on a key with high limits, and requests sent leased skip the key's buckets", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql, { keepHistory: true });
+  // 1 s of 20 requests/s is 20, and 1% of the burst 10: leases of 10 (a slow rate: the bucket barely refills
+  // while the test reads it).
+  const limits = { requests_per_second: 20, requests_burst: 1000, readings_per_second: 0, max_readings: 1 };
+  const leasing = { ...limits, key_lease_seconds: 1 };
+
+  const lent = await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), leasing);
+  assert.equal(lent.results, undefined, "every request stored");
+  assert.deepEqual(lent.leases, { [s.keyId]: 10 });
+  const taken = await requestsTaken(db.sql, s.keyId, 20);
+  assert.ok(taken > 12 && taken <= 13, `the share and the lease taken: ${taken}`);
+
+  const leased = batch(s.datasourceId, s.keyId, 4).map((r) => ({ leased: true, ...r }));
+  const spent = await writeBatch(db.sql, leased, leasing);
+  assert.equal(spent.results, undefined, "every request stored");
+  assert.equal(spent.leases, undefined, "nothing taken, nothing lent");
+  assert.ok(await requestsTaken(db.sql, s.keyId, 20) < taken, "the bucket only refilled");
+  const [stored] = await db.sql`select count(*)::int as n from public.datasource_readings`;
+  assert.equal(stored!.n, 7, "both batches written");
+
+  // Without key_lease_seconds (a caller that spends no lease), or with limits too low to lend from: no lease.
+  assert.equal((await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), limits)).leases, undefined);
+  const low = { requests_per_second: 20, requests_burst: 200, readings_per_second: 0, max_readings: 1 };
+  assert.equal(
+    (await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), { ...low, key_lease_seconds: 1 })).leases,
+    undefined,
+  );
+});
+
+Deno.test("a lease is lent only when it fits in the buckets after the batch's share", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  const leasing = {
+    requests_per_second: 20,
+    requests_burst: 1000,
+    readings_per_second: 0,
+    max_readings: 1,
+    key_lease_seconds: 1,
+  };
+  // 12 requests left in the bucket: the share (3) fits, the share and a lease (13) do not.
+  await db.sql`update private.key_buckets set requests_tat = extract(epoch from clock_timestamp()) + 988 / 20.0
+    where key_id = ${s.keyId}`;
+  const answer = await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), leasing);
+  assert.equal(answer.results, undefined, "every request stored");
+  assert.equal(answer.leases, undefined);
+  const taken = await requestsTaken(db.sql, s.keyId, 20);
+  assert.ok(taken > 989 && taken <= 991, `the share alone taken: ${taken}`);
+});

@@ -53,31 +53,46 @@ async function hammer(urls: string[], keys: string[], seconds: number, connectio
   return { statuses, seconds: (performance.now() - started) / 1000 };
 }
 
-Deno.test("three function processes on one database: one key limited to R requests/s stores about R × seconds + burst", async () => {
+/**
+ * Three function processes hammering one key limited to `rate` requests/s and `burst` with `connections` loops
+ * each for 4 s: what they stored, what the limit allows (rate × seconds + burst), and the statuses seen.
+ */
+async function hammerLimitedKey(rate: number, burst: number, connections: number) {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql, { keepHistory: true });
-  const rate = 20, burst = 10;
   await db.sql`update public.datasource_api_keys set rate_limit_per_second = ${rate}, rate_limit_burst = ${burst}
     where id = ${s.keyId}`;
   const processes = await Promise.all([1, 2, 3].map(() => startFunctionProcess(db.url, {})));
   try {
-    const { statuses, seconds } = await hammer(processes.map((p) => p.url), [s.apiKey], 4);
+    const { statuses, seconds } = await hammer(processes.map((p) => p.url), [s.apiKey], 4, connections);
     const [row] = await db.sql`select count(*)::int as n from public.datasource_readings`;
     const expected = rate * seconds + burst;
     console.log(
-      `3 processes, ${seconds.toFixed(1)} s: ${row!.n} stored, expected ${expected.toFixed(0)} ` +
-        `(${JSON.stringify(Object.fromEntries(statuses))}); per-instance buckets alone would allow ~${
-          (3 * expected).toFixed(0)
-        }`,
+      `3 processes, ${rate}/s, burst ${burst}, ${seconds.toFixed(1)} s: ${row!.n} stored, expected ${
+        expected.toFixed(0)
+      } (${JSON.stringify(Object.fromEntries(statuses))}); per-instance buckets alone would allow ~${
+        (3 * expected).toFixed(0)
+      }`,
     );
     assert.equal(statuses.get(200), row!.n, "every 200 is a stored request");
-    assert.ok(
-      Math.abs(row!.n - expected) <= 0.15 * expected,
-      `${row!.n} stored, expected ${expected.toFixed(0)} ± 15%`,
-    );
+    return { stored: row!.n as number, expected, statuses };
   } finally {
     for (const p of processes) await p[Symbol.asyncDispose]();
   }
+}
+
+Deno.test("three function processes on one database: one key limited to R requests/s stores about R × seconds + burst", async () => {
+  const { stored, expected } = await hammerLimitedKey(20, 10, 4);
+  assert.ok(Math.abs(stored - expected) <= 0.15 * expected, `${stored} stored, expected ${expected.toFixed(0)} ± 15%`);
+});
+
+Deno.test("three function processes: a key limit high enough to lend leases still stores about R × seconds + burst", async () => {
+  // Leases of 10 (1% of the burst; 0.05 s of the rate is 15): each process takes them while the bucket is full.
+  const { stored, expected, statuses } = await hammerLimitedKey(300, 1000, 6);
+  assert.ok((statuses.get(429) ?? 0) > 0, "the limit was reached");
+  // At most the limit and one lease per process; at least the limit less 15%.
+  assert.ok(stored <= expected + 3 * 10, `${stored} stored, at most ${expected.toFixed(0)} and 3 leases of 10`);
+  assert.ok(stored >= expected * 0.85, `${stored} stored, expected ${expected.toFixed(0)} - 15%`);
 });
 
 Deno.test("three function processes: a workspace's readings per second hold across two keys", async () => {

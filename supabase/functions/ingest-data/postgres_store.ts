@@ -32,6 +32,7 @@ import {
 import { DEFAULT_MAX_BATCH_BYTES, type LimitDefaults } from "./config.ts";
 import { sqlLiteral } from "./sql_literal.ts";
 import { callJson, createWriteLanes, type PendingWrite } from "./write_lanes.ts";
+import { createKeyLeases, KEY_LEASE_SECONDS, type KeyLeases } from "./key_leases.ts";
 
 /** Options of {@linkcode createPostgresStore}. */
 export interface PostgresStoreOptions {
@@ -49,6 +50,11 @@ export interface PostgresStoreOptions {
   writeConcurrency?: number;
   /** The limits' defaults every write passes to the database (`p_limits`); none when absent. */
   limits?: LimitDefaults;
+  /**
+   * Seconds of a high key limit's rate the database may lend at once (default {@linkcode KEY_LEASE_SECONDS};
+   * 0: no leases). See key_leases.ts.
+   */
+  keyLeaseSeconds?: number;
 }
 
 /**
@@ -63,6 +69,8 @@ interface BatchResult {
     | { replay: { observed_at: string; superseded: string[]; received_at: string } }
     | { code: string; limit?: unknown }
   )[];
+  /** The leases this call lent: `{key_id: requests}`. */
+  leases?: Record<string, number>;
 }
 
 const NETWORK_CODES = new Set([
@@ -82,11 +90,12 @@ const NETWORK_CODES = new Set([
 export function createPostgresStore(url: string, options: PostgresStoreOptions): Store {
   const sql = openPool(url, options);
   // The limits' defaults, as the literal every write call ends with.
-  const calls = createWriteCalls(sql, `${sqlLiteral(JSON.stringify(options.limits ?? {}))}::jsonb`);
+  const calls = createWriteCalls(sql, `${sqlLiteral(JSON.stringify(limitsArgument(options)))}::jsonb`);
+  const leases = createKeyLeases();
   const write = createWriteLanes(
     Math.min(options.writeConcurrency ?? options.poolSize, options.poolSize),
     { maxBatch: options.maxBatch ?? 64, maxBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES },
-    (batch) => batch[0]!.request.readings ? runReadings(calls, batch) : runPayloads(calls, batch),
+    (batch) => batch[0]!.request.readings ? runReadings(calls, batch) : runPayloads(calls, leases, batch),
   );
 
   /** One read call; its failure classified. */
@@ -116,6 +125,13 @@ export function createPostgresStore(url: string, options: PostgresStoreOptions):
   };
 }
 
+/** `p_limits`: the limits' defaults, and the leases this store spends (none without limits). */
+function limitsArgument(options: PostgresStoreOptions): Partial<LimitDefaults> & { key_lease_seconds?: number } {
+  if (!options.limits) return {};
+  const seconds = options.keyLeaseSeconds ?? KEY_LEASE_SECONDS;
+  return seconds > 0 ? { ...options.limits, key_lease_seconds: seconds } : options.limits;
+}
+
 /** The pool: no prepared statements (Supabase's pooler runs in transaction mode), quick reconnection. */
 function openPool(url: string, options: PostgresStoreOptions): postgres.Sql {
   return postgres(url, {
@@ -143,7 +159,7 @@ interface WriteCalls {
   limitsArg: string;
   query(text: string): Promise<postgres.Row[]>;
   writeOne(request: WriteRequest): Promise<WriteResult>;
-  writeMany(batch: PendingWrite[]): Promise<BatchResult | undefined>;
+  writeMany(batch: PendingWrite[], leased?: boolean[]): Promise<BatchResult | undefined>;
   writeReadings(batch: PendingWrite[]): Promise<ReadingsItem[]>;
 }
 
@@ -154,9 +170,9 @@ function createWriteCalls(sql: postgres.Sql, limitsArg: string): WriteCalls {
     return sql.unsafe(text).simple();
   }
 
-  async function writeMany(batch: PendingWrite[]): Promise<BatchResult | undefined> {
+  async function writeMany(batch: PendingWrite[], leased?: boolean[]): Promise<BatchResult | undefined> {
     const [row] = await query(
-      `select public.ingest_write_batch(${sqlLiteral(callJson(batch))}::jsonb, ${limitsArg}) as r`,
+      `select public.ingest_write_batch(${sqlLiteral(callJson(batch, leased))}::jsonb, ${limitsArg}) as r`,
     );
     return row?.r as BatchResult | undefined;
   }
@@ -185,8 +201,11 @@ function createWriteCalls(sql: postgres.Sql, limitsArg: string): WriteCalls {
   return { limitsArg, query, writeOne, writeMany, writeReadings };
 }
 
-/** Writes a call of single payloads; resolves (never rejects) to the function that answers its requests. */
-async function runPayloads(calls: WriteCalls, batch: PendingWrite[]): Promise<() => void> {
+/**
+ * Writes a call of single payloads; resolves (never rejects) to the function that answers its requests. A call of
+ * several spends the leases this instance holds on their keys, and records those it lends.
+ */
+async function runPayloads(calls: WriteCalls, leases: KeyLeases, batch: PendingWrite[]): Promise<() => void> {
   try {
     if (batch.length === 1 && !batch[0]!.request.idempotency) {
       // A request alone goes through ingest_write, which costs less than a batch of one.
@@ -194,7 +213,10 @@ async function runPayloads(calls: WriteCalls, batch: PendingWrite[]): Promise<()
       const result = await calls.writeOne(request);
       return () => resolve(result);
     }
-    const answer = await calls.writeMany(batch);
+    const leased = batch.map(({ request }) => leases.take(request.keyId));
+    const sentAt = Date.now();
+    const answer = await calls.writeMany(batch, leased);
+    leases.grant(answer?.leases, sentAt);
     return () => batch.forEach((pending, i) => settle(pending, () => batchOutcome(pending.request, answer, i)));
   } catch (error) {
     return await afterFailure(calls, batch, error);

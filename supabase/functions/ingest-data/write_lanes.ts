@@ -166,7 +166,10 @@ function callJsonLength(pending: PendingWrite): number {
   return requestJson(pending).length + 1;
 }
 
-/** The JSON array of a call's requests. */
-export function callJson(batch: PendingWrite[]): string {
-  return `[${batch.map(requestJson).join(",")}]`;
+/** The JSON array of a call's requests; those `leased` marks are covered by their key's lease (key_leases.ts). */
+export function callJson(batch: PendingWrite[], leased?: boolean[]): string {
+  const json = batch.map((pending, i) =>
+    leased?.[i] ? `{"leased":true,${requestJson(pending).slice(1)}` : requestJson(pending)
+  );
+  return `[${json.join(",")}]`;
 }
