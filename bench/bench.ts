@@ -23,6 +23,8 @@
  *          default limits once per K: the fleet table (req/s, p99, batch size seen, CPU per request)
  *          --pooler (the function processes reach PostgreSQL through PgBouncer in transaction mode, the
  *          stand-in for Supabase's pooler; pgbench stays direct)
+ *          --rounds=N (the limit phases of step 5 N times over, each figure the mean of its N phases: one
+ *          phase's req/s varies by a tenth or more from one to the next on a busy 2-core machine)
  */
 import postgres from "postgres";
 import { startPooler } from "../local/pooler.ts";
@@ -55,6 +57,7 @@ const {
   "no-limits": NO_LIMITS,
   instances: INSTANCES,
   pooler: POOLER,
+  rounds: ROUNDS,
 } = scriptOptions({
   duration: 15,
   connections: "16,64",
@@ -65,6 +68,7 @@ const {
   "no-limits": false,
   instances: "1",
   pooler: false,
+  rounds: 1,
 });
 /** Every limit on, high enough never to refuse: what the database's limit check costs. */
 const LIMITS_HIGH = {
@@ -151,13 +155,25 @@ try {
 
   const results: Record<string, Result> = {};
   for (const connections of CONNECTIONS) {
-    // Limits off, then on (high), then off again: the ratio compares "on" with the mean of the two "off"
-    // phases around it, so that a database growing during the run favours neither.
-    const offBefore = unlimited ? await endpointPhase(unlimited, keys, connections, "limits off") : undefined;
-    const keysOnly = keyLimited ? await endpointPhase(keyLimited, keys, connections, "key limits, high") : undefined;
-    const { figures: endpoint, stored } = await endpointPhase(started, keys, connections, "limits on, high");
-    const offAfter = unlimited ? await endpointPhase(unlimited, keys, connections, "limits off") : undefined;
-    const noLimits = offBefore && offAfter ? meanFigures(offBefore.figures, offAfter.figures) : undefined;
+    // Limits off, then on (high), then off again: the ratio compares "on" with the mean of the "off" phases
+    // around it, so that a database growing during the run favours neither; --rounds times over.
+    const rounds: Record<"offBefore" | "keysOnly" | "all" | "offAfter", Phase | undefined>[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      rounds.push({
+        offBefore: unlimited ? await endpointPhase(unlimited, keys, connections, "limits off") : undefined,
+        keysOnly: keyLimited ? await endpointPhase(keyLimited, keys, connections, "key limits, high") : undefined,
+        all: await endpointPhase(started, keys, connections, "limits on, high"),
+        offAfter: unlimited ? await endpointPhase(unlimited, keys, connections, "limits off") : undefined,
+      });
+    }
+    const phases = (name: keyof typeof rounds[number]) => rounds.flatMap((r) => r[name] ? [r[name]] : []);
+    const endpoint = meanFigures(phases("all").map((p) => p.figures));
+    const stored = phases("all").reduce((sum, p) => sum + p.stored, 0) / ROUNDS;
+    const offs = [...phases("offBefore"), ...phases("offAfter")];
+    const noLimits = offs.length > 0 ? meanFigures(offs.map((p) => p.figures)) : undefined;
+    const keysOnly = phases("keysOnly").length > 0
+      ? { figures: meanFigures(phases("keysOnly").map((p) => p.figures)) }
+      : undefined;
 
     await vacuum(sql);
     progress(
@@ -170,8 +186,8 @@ try {
       endpoint,
       baseline,
       ratio: round(endpoint.requests_per_s / baseline.requests_per_s),
-      lost: Math.max(0, endpoint.ok - stored) + (offBefore?.lost ?? 0) + (offAfter?.lost ?? 0) +
-        (keysOnly?.lost ?? 0),
+      lost: Math.max(0, endpoint.ok - stored) +
+        [...offs, ...phases("keysOnly")].reduce((sum, p) => sum + p.lost, 0),
       ...(noLimits && keysOnly
         ? {
           key_limits: keysOnly.figures,
@@ -233,7 +249,9 @@ function printReport(machine: string, results: Record<string, Result>): void {
   if (Object.values(results).some((r) => r.no_limits)) {
     console.log(
       "\nLimits in the database, set high enough never to refuse (all: key and workspace limits; keys: the key " +
-        "limits alone, as by default) vs every limit off:\n",
+        `limits alone, as by default) vs every limit off${
+          ROUNDS > 1 ? `, each the mean of ${ROUNDS} rounds (${2 * ROUNDS} phases off)` : ""
+        }:\n`,
     );
     console.log(
       "| connections | all req/s | keys req/s | off req/s | all / off | keys / off | PostgreSQL µs/request all | keys | off | function µs/request all | keys | off |",
@@ -331,12 +349,19 @@ function targetCpuSeconds(target: Target): number {
   return target.processes.reduce((sum, process) => sum + cpuSeconds(process.pid), 0);
 }
 
+/** One endpoint phase: its figures, the requests it stored, and its 200s not in the history. */
+interface Phase {
+  figures: Figures;
+  stored: number;
+  lost: number;
+}
+
 async function endpointPhase(
   target: Target,
   keys: SeededKey[],
   connections: number,
   label: string,
-): Promise<{ figures: Figures; stored: number; lost: number }> {
+): Promise<Phase> {
   await vacuum(sql);
   progress(
     "bench",
@@ -374,17 +399,21 @@ async function batchSizes(after: string): Promise<{ batch_mean: number; batch_p5
 }
 
 /** The mean of two phases' figures. */
-function meanFigures(a: Figures, b: Figures): Figures {
-  const mean = (x = 0, y = 0) => round((x + y) / 2);
+function meanFigures(all: Figures[]): Figures {
+  const mean = (pick: (f: Figures) => number | undefined) =>
+    round(all.reduce((sum, f) => sum + (pick(f) ?? 0), 0) / all.length);
   return {
-    requests_per_s: mean(a.requests_per_s, b.requests_per_s),
-    p50_ms: mean(a.p50_ms, b.p50_ms),
-    p99_ms: mean(a.p99_ms, b.p99_ms),
-    non_2xx: a.non_2xx + b.non_2xx,
-    ok: Math.round((a.ok + b.ok) / 2),
-    cpu_function_s: mean(a.cpu_function_s, b.cpu_function_s),
-    cpu_postgres_s: mean(a.cpu_postgres_s, b.cpu_postgres_s),
-    cpu_other_s: mean(a.cpu_other_s, b.cpu_other_s),
+    requests_per_s: mean((f) => f.requests_per_s),
+    p50_ms: mean((f) => f.p50_ms),
+    p99_ms: mean((f) => f.p99_ms),
+    non_2xx: all.reduce((sum, f) => sum + f.non_2xx, 0),
+    ok: Math.round(all.reduce((sum, f) => sum + f.ok, 0) / all.length),
+    cpu_function_s: mean((f) => f.cpu_function_s),
+    cpu_postgres_s: mean((f) => f.cpu_postgres_s),
+    cpu_other_s: mean((f) => f.cpu_other_s),
+    ...(all.every((f) => f.batch_mean !== undefined)
+      ? { batch_mean: mean((f) => f.batch_mean), batch_p50: mean((f) => f.batch_p50) }
+      : {}),
   };
 }
 

@@ -19,7 +19,7 @@
 export const KEY_LEASE_SECONDS = 0.05;
 
 /** How long a lease may be spent after its call was sent: a key's changed limits apply within this. */
-export const KEY_LEASE_TTL_MS = 1_000;
+export const KEY_LEASE_TTL_MS = 5_000;
 
 /** Keys with a lease before a grant first drops the expired ones. */
 const MAX_ENTRIES = 10_000;
