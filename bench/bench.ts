@@ -398,7 +398,7 @@ async function batchSizes(after: string): Promise<{ batch_mean: number; batch_p5
   return { batch_mean: round(row!.mean ?? 0), batch_p50: round(row!.p50 ?? 0) };
 }
 
-/** The mean of two phases' figures. */
+/** The mean of several phases' figures (batch sizes only when every phase has them). */
 function meanFigures(all: Figures[]): Figures {
   const mean = (pick: (f: Figures) => number | undefined) =>
     round(all.reduce((sum, f) => sum + (pick(f) ?? 0), 0) / all.length);

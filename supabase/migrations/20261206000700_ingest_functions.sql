@@ -228,9 +228,9 @@ comment on function public.ingest_write(uuid, uuid, jsonb, timestamptz) is
 -- earlier request with the same Idempotency-Key and hash, answers it and it
 -- writes nothing. With limits (private.ingest_store_batch's `p_limits`):
 -- `key_limits` its key's {requests per second, burst, readings per second,
--- burst} (null: none, or covered by a lease), its `workspace_id` and `workspace_limits` {readings
--- per second, burst, per day, per month} (null: none), and `refusal` the
--- limit that refused it (`error` PT429).
+-- burst} (null: none, or covered by a lease), its `workspace_id` and
+-- `workspace_limits` {readings per second, burst, per day, per month}
+-- (null: none), and `refusal` the limit that refused it (`error` PT429).
 create type private.batch_request as (
   i int,
   datasource_id uuid,
@@ -303,8 +303,8 @@ comment on function public.ingest_write_batch(jsonb) is
 -- key's limit is refused (PT429, `{code, limit}`) and counted in
 -- ingest_throttles; a request sent `"leased": true` is covered by a lease
 -- of its key the function holds, and the answer's `leases` ({key_id:
--- requests}) lists those this call lent. A workspace's limits are taken by the caller once the
--- write is done (ingest_store_batch_within_workspace_limits): with
+-- requests}) lists those this call lent. A workspace's limits are taken by
+-- the caller once the write is done (ingest_store_batch_within_workspace_limits): with
 -- `p_workspace_stage`, the answer lists what that stage needs, `workspaces`:
 -- [{workspace_id, per_second, burst, per_day, per_month, readings}] for each
 -- workspace with a limit; without it, a request whose workspace has a limit

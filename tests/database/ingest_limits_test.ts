@@ -326,6 +326,18 @@ Deno.test("a key whose burst is one request admits its first request, whatever t
   assert.deepEqual(refused, [], "refused with a full bucket");
 });
 
+/**
+ * Key limits that lend leases of 10: 10 s of 2 requests/s is 20, and 1% of the burst 10. A slow rate: the bucket
+ * refills by one request in half a second, far longer than a test takes to read it.
+ */
+const LEASING = {
+  requests_per_second: 2,
+  requests_burst: 1000,
+  readings_per_second: 0,
+  max_readings: 1,
+  key_lease_seconds: 10,
+};
+
 /** ingest_write_batch with the limits `limits`, as the function calls it: its answer. */
 async function writeBatch(sql: postgres.Sql, requests: unknown[], limits: unknown) {
   const [row] = await asRole(
@@ -349,30 +361,27 @@ async function requestsTaken(sql: postgres.Sql, keyId: string, rate: number): Pr
 Deno.test("a batch lends a lease on a key with high limits, and requests sent leased skip the key's buckets", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql, { keepHistory: true });
-  // 1 s of 20 requests/s is 20, and 1% of the burst 10: leases of 10 (a slow rate: the bucket barely refills
-  // while the test reads it).
-  const limits = { requests_per_second: 20, requests_burst: 1000, readings_per_second: 0, max_readings: 1 };
-  const leasing = { ...limits, key_lease_seconds: 1 };
+  const { key_lease_seconds: _, ...limits } = LEASING;
 
-  const lent = await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), leasing);
+  const lent = await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), LEASING);
   assert.equal(lent.results, undefined, "every request stored");
   assert.deepEqual(lent.leases, { [s.keyId]: 10 });
-  const taken = await requestsTaken(db.sql, s.keyId, 20);
-  assert.ok(taken > 12 && taken <= 13, `the share and the lease taken: ${taken}`);
+  const taken = await requestsTaken(db.sql, s.keyId, 2);
+  assert.ok(taken > 12.5 && taken <= 13, `the share and the lease taken: ${taken}`);
 
   const leased = batch(s.datasourceId, s.keyId, 4).map((r) => ({ leased: true, ...r }));
-  const spent = await writeBatch(db.sql, leased, leasing);
+  const spent = await writeBatch(db.sql, leased, LEASING);
   assert.equal(spent.results, undefined, "every request stored");
   assert.equal(spent.leases, undefined, "nothing taken, nothing lent");
-  assert.ok(await requestsTaken(db.sql, s.keyId, 20) < taken, "the bucket only refilled");
+  assert.ok(await requestsTaken(db.sql, s.keyId, 2) < taken, "the bucket only refilled");
   const [stored] = await db.sql`select count(*)::int as n from public.datasource_readings`;
   assert.equal(stored!.n, 7, "both batches written");
 
   // Without key_lease_seconds (a caller that spends no lease), or with limits too low to lend from: no lease.
   assert.equal((await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), limits)).leases, undefined);
-  const low = { requests_per_second: 20, requests_burst: 200, readings_per_second: 0, max_readings: 1 };
+  const low = { requests_per_second: 2, requests_burst: 200, readings_per_second: 0, max_readings: 1 };
   assert.equal(
-    (await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), { ...low, key_lease_seconds: 1 })).leases,
+    (await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), { ...low, key_lease_seconds: 10 })).leases,
     undefined,
   );
 });
@@ -380,19 +389,32 @@ Deno.test("a batch lends a lease on a key with high limits, and requests sent le
 Deno.test("a lease is lent only when it fits in the buckets after the batch's share", async () => {
   await using db = await createTestDatabase();
   const s = await seedWorkspace(db.sql);
-  const leasing = {
-    requests_per_second: 20,
-    requests_burst: 1000,
-    readings_per_second: 0,
-    max_readings: 1,
-    key_lease_seconds: 1,
-  };
   // 12 requests left in the bucket: the share (3) fits, the share and a lease (13) do not.
-  await db.sql`update private.key_buckets set requests_tat = extract(epoch from clock_timestamp()) + 988 / 20.0
+  await db.sql`update private.key_buckets set requests_tat = extract(epoch from clock_timestamp()) + 988 / 2.0
     where key_id = ${s.keyId}`;
-  const answer = await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), leasing);
+  const answer = await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), LEASING);
   assert.equal(answer.results, undefined, "every request stored");
   assert.equal(answer.leases, undefined);
-  const taken = await requestsTaken(db.sql, s.keyId, 20);
-  assert.ok(taken > 989 && taken <= 991, `the share alone taken: ${taken}`);
+  const taken = await requestsTaken(db.sql, s.keyId, 2);
+  assert.ok(taken > 990.5 && taken <= 991, `the share alone taken: ${taken}`);
+});
+
+Deno.test("a batch its workspace refuses in part keeps the lease its key lent, and a key's share that does not fit lends none", async () => {
+  await using db = await createTestDatabase();
+  const s = await seedWorkspace(db.sql);
+  await db.sql`insert into public.workspace_limits (workspace_id, readings_per_day) values (${s.workspaceId}, 2)`;
+  // The workspace refuses the third request: the write is undone and made again with two, which lend the lease.
+  const partly = await writeBatch(db.sql, batch(s.datasourceId, s.keyId, 3), LEASING);
+  assert.deepEqual(partly.results?.map((r) => r.code ?? "stored"), ["stored", "stored", "PT429"]);
+  assert.deepEqual(partly.leases, { [s.keyId]: 10 });
+  const taken = await requestsTaken(db.sql, s.keyId, 2);
+  assert.ok(taken > 11.5 && taken <= 12, `two requests and the lease taken: ${taken}`);
+
+  // A share over the key's bucket: refused in part by the key, nothing lent.
+  const other = await seedWorkspace(db.sql);
+  await db.sql`update private.key_buckets set requests_tat = extract(epoch from clock_timestamp()) + 998 / 2.0
+    where key_id = ${other.keyId}`;
+  const over = await writeBatch(db.sql, batch(other.datasourceId, other.keyId, 3), LEASING);
+  assert.deepEqual(over.results?.map((r) => r.code ?? "stored"), ["stored", "stored", "PT429"]);
+  assert.equal(over.leases, undefined);
 });

@@ -7,9 +7,14 @@
  * that key in a call of several (sent `"leased": true`), which skip the key's
  * bucket rows: the lock and update that otherwise cost each call about
  * 20 µs of PostgreSQL per key (docs/performance.md). The database's count
- * stays the authority: a lease is taken from it before it is spent, so every
- * instance together never stores more than the buckets allow, and a lease an
- * instance does not spend (it retired, or the lease expired) is simply lost.
+ * stays the authority: a lease is taken from it before it is spent, so the
+ * key's rate holds across instances, and a burst passes the bucket by at most
+ * the leases outstanding (one per instance, at most 1% of the burst). A lease
+ * not spent (the instance retired, the lease expired, or its requests were in
+ * a call that failed and went again alone, charged again) is lost.
+ * A grant replaces the key's lease: write_lanes.ts keeps at most one call of a
+ * datasource (so of a key) in flight, and a call only has unleased requests of
+ * a key once its lease is spent.
  * Hand-written: a map of counters with an expiry, which no library does better.
  *
  * @module
@@ -21,7 +26,7 @@ export const KEY_LEASE_SECONDS = 0.05;
 /** How long a lease may be spent after its call was sent: a key's changed limits apply within this. */
 export const KEY_LEASE_TTL_MS = 5_000;
 
-/** Keys with a lease before a grant first drops the expired ones. */
+/** Keys with a lease before a grant first drops the expired and spent ones. */
 const MAX_ENTRIES = 10_000;
 
 /** This instance's leases. */
@@ -59,7 +64,7 @@ export function createKeyLeases(options: { now?: () => number; ttlMs?: number } 
 
   function dropExpired(): void {
     const t = now();
-    for (const [keyId, lease] of leases) if (lease.until <= t) leases.delete(keyId);
+    for (const [keyId, lease] of leases) if (lease.until <= t || lease.left <= 0) leases.delete(keyId);
   }
 
   return { take, grant };

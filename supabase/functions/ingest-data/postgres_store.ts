@@ -213,7 +213,7 @@ async function runPayloads(calls: WriteCalls, leases: KeyLeases, batch: PendingW
       const result = await calls.writeOne(request);
       return () => resolve(result);
     }
-    const leased = batch.map(({ request }) => leases.take(request.keyId));
+    const leased = batch.length > 1 ? batch.map(({ request }) => leases.take(request.keyId)) : undefined;
     const sentAt = Date.now();
     const answer = await calls.writeMany(batch, leased);
     leases.grant(answer?.leases, sentAt);
