@@ -334,6 +334,8 @@ declare
   v_recorded int;
   v_refused jsonb;
   v_leases jsonb;
+  v_workspace_limited boolean;
+  v_key_limited boolean;
   -- The limits' defaults, read once (null without p_limits: no limit at all).
   v_requests_per_second int := coalesce((p_limits ->> 'requests_per_second')::int, 0);
   v_requests_burst int := coalesce((p_limits ->> 'requests_burst')::int, 1);
@@ -433,12 +435,18 @@ begin
   -- Limits: a workspace's are taken once the write is done (ingest_write_within_limits); a key's here,
   -- before anything is locked but the keys' buckets, as every path takes them.
   if p_limits is not null then
-    if not p_workspace_stage and exists (select 1 from unnest(v_requests) q where q.workspace_limits is not null) then
+    select bool_or(q.workspace_limits is not null), bool_or(q.key_limits is not null)
+    into v_workspace_limited, v_key_limited
+    from unnest(v_requests) q;
+    if not p_workspace_stage and v_workspace_limited then
       return jsonb_build_object('workspaces', true);
     end if;
-    v_refused := private.ingest_take_batch_key_limits(v_requests, p_limits);
-    v_leases := v_refused -> 'leases';
-    v_refused := v_refused -> 'refused';
+    -- No request with a key limit to take (limits off, or every request leased): no key stage to call.
+    if v_key_limited then
+      v_refused := private.ingest_take_batch_key_limits(v_requests, p_limits);
+      v_leases := v_refused -> 'leases';
+      v_refused := v_refused -> 'refused';
+    end if;
     if v_refused is not null then
       v_requests := array(
         select row(q.i, q.datasource_id, q.key_id, q.vals, q.observed_at, q.keep_history,
