@@ -333,6 +333,8 @@ declare
   v_seqscan text;
   v_recorded int;
   v_refused jsonb;
+  -- The key stage's answer: the requests it refused, and the leases it lent.
+  v_keys jsonb;
   v_leases jsonb;
   v_workspace_limited boolean;
   v_key_limited boolean;
@@ -443,9 +445,9 @@ begin
     end if;
     -- No request with a key limit to take (limits off, or every request leased): no key stage to call.
     if v_key_limited then
-      v_refused := private.ingest_take_batch_key_limits(v_requests, p_limits);
-      v_leases := v_refused -> 'leases';
-      v_refused := v_refused -> 'refused';
+      v_keys := private.ingest_take_batch_key_limits(v_requests, p_limits);
+      v_refused := v_keys -> 'refused';
+      v_leases := v_keys -> 'leases';
     end if;
     if v_refused is not null then
       v_requests := array(
